@@ -1,0 +1,256 @@
+//! The check configuration's flags, shared by the command line and the check files
+//! (`specs/checks/*.toml` use the same names as keys).
+
+use clap::{Args, ValueEnum};
+use gregor_model::model::{CheckConfig, NetworkKind};
+use gregor_model::types::{Acks, CrashKind, FlushPolicy, Variant};
+use serde::Deserialize;
+
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CheckFlags {
+    /// Brokers, each holding a replica (replication factor) [default: 3]
+    #[arg(long)]
+    pub brokers: Option<u32>,
+    /// Records the producer sends [default: 2]
+    #[arg(long)]
+    pub records: Option<u8>,
+    /// The producer's acks [default: all]
+    #[arg(long, value_enum)]
+    pub acks: Option<AcksFlag>,
+    /// min.insync.replicas [default: 2]
+    #[arg(long)]
+    pub min_isr: Option<u32>,
+    /// Which era of Kafka's truncation and fencing rules [default: kip320]
+    #[arg(long, value_enum)]
+    pub variant: Option<VariantFlag>,
+    /// unclean.leader.election.enable: elect any live replica when no ISR member is alive
+    #[arg(long)]
+    pub unclean_election: bool,
+    /// Brokers that may be down at the same time [default: 1]
+    #[arg(long)]
+    pub crashes: Option<usize>,
+    /// What a crash loses: the process (page cache survives) or power (only flushed data
+    /// survives) [default: process]
+    #[arg(long, value_enum)]
+    pub crash: Option<CrashFlag>,
+    /// When the log is fsynced [default: never]
+    #[arg(long, value_enum)]
+    pub flush: Option<FlushFlag>,
+    /// The largest leader epoch explored [default: 3]
+    #[arg(long)]
+    pub max_epoch: Option<u32>,
+    /// The largest partition epoch explored (each leader or ISR change bumps it) [default: 5]
+    #[arg(long)]
+    pub max_partition_epoch: Option<u32>,
+    /// The most broker registrations after the first boot explored (by restart or after a
+    /// session expiry), all brokers together [default: 2]
+    #[arg(long)]
+    pub max_registrations: Option<u32>,
+    /// Per-link FIFO (as TCP) or unordered delivery [default: ordered]
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkFlag>,
+    /// The network may lose any message
+    #[arg(long)]
+    pub lossy: bool,
+    /// The producer's retries per record [default: 1]
+    #[arg(long)]
+    pub retries: Option<u8>,
+}
+
+#[derive(Args, Clone, Debug, Default)]
+pub struct RunFlags {
+    /// Worker threads [default: the machine's cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Breadth-first search: shortest counterexamples, but keeps every state in memory
+    #[arg(long, conflicts_with = "dfs")]
+    pub bfs: bool,
+    /// Depth-first search with fingerprints (the default): little memory
+    #[arg(long)]
+    pub dfs: bool,
+    /// Give up after this many seconds (the result is then incomplete)
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+pub enum AcksFlag {
+    #[value(name = "all")]
+    #[serde(rename = "all")]
+    All,
+    #[value(name = "1")]
+    #[serde(rename = "1")]
+    Leader,
+    #[value(name = "0")]
+    #[serde(rename = "0")]
+    None,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VariantFlag {
+    Kip320,
+    Kip279,
+    Kip101,
+    HwTruncation,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashFlag {
+    Process,
+    Power,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushFlag {
+    Never,
+    Always,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkFlag {
+    Ordered,
+    Unordered,
+}
+
+impl CheckFlags {
+    /// Whether any configuration flag was given.
+    pub fn any_set(&self) -> bool {
+        let CheckFlags {
+            brokers,
+            records,
+            acks,
+            min_isr,
+            variant,
+            unclean_election,
+            crashes,
+            crash,
+            flush,
+            max_epoch,
+            max_partition_epoch,
+            max_registrations,
+            network,
+            lossy,
+            retries,
+        } = self;
+        brokers.is_some()
+            || records.is_some()
+            || acks.is_some()
+            || min_isr.is_some()
+            || variant.is_some()
+            || *unclean_election
+            || crashes.is_some()
+            || crash.is_some()
+            || flush.is_some()
+            || max_epoch.is_some()
+            || max_partition_epoch.is_some()
+            || max_registrations.is_some()
+            || network.is_some()
+            || *lossy
+            || retries.is_some()
+    }
+
+    /// The configuration: the defaults with these flags applied, validated.
+    pub fn config(&self) -> Result<CheckConfig, String> {
+        let mut config = CheckConfig::default();
+        if let Some(brokers) = self.brokers {
+            config.brokers = brokers;
+        }
+        if let Some(records) = self.records {
+            config.records = records;
+        }
+        if let Some(acks) = self.acks {
+            config.acks = match acks {
+                AcksFlag::All => Acks::All,
+                AcksFlag::Leader => Acks::Leader,
+                AcksFlag::None => Acks::None,
+            };
+        }
+        if let Some(min_isr) = self.min_isr {
+            config.min_insync_replicas = min_isr;
+        }
+        if let Some(variant) = self.variant {
+            config.variant = match variant {
+                VariantFlag::Kip320 => Variant::Kip320,
+                VariantFlag::Kip279 => Variant::Kip279,
+                VariantFlag::Kip101 => Variant::Kip101,
+                VariantFlag::HwTruncation => Variant::HwTruncation,
+            };
+        }
+        config.unclean_leader_election = self.unclean_election;
+        if let Some(crashes) = self.crashes {
+            config.crashes = crashes;
+        }
+        if let Some(crash) = self.crash {
+            config.crash = match crash {
+                CrashFlag::Process => CrashKind::Process,
+                CrashFlag::Power => CrashKind::Power,
+            };
+        }
+        if let Some(flush) = self.flush {
+            config.flush = match flush {
+                FlushFlag::Never => FlushPolicy::Never,
+                FlushFlag::Always => FlushPolicy::Always,
+            };
+        }
+        if let Some(max_epoch) = self.max_epoch {
+            config.max_epoch = max_epoch;
+        }
+        if let Some(max_partition_epoch) = self.max_partition_epoch {
+            config.max_partition_epoch = max_partition_epoch;
+        }
+        if let Some(max_registrations) = self.max_registrations {
+            config.max_registrations = max_registrations;
+        }
+        if let Some(network) = self.network {
+            config.network = match network {
+                NetworkFlag::Ordered => NetworkKind::Ordered,
+                NetworkFlag::Unordered => NetworkKind::Unordered,
+            };
+        }
+        config.lossy = self.lossy;
+        if let Some(retries) = self.retries {
+            config.attempts_max = retries.checked_add(1).ok_or("--retries: at most 254")?;
+        }
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn validate(config: &CheckConfig) -> Result<(), String> {
+    if !(1..=7).contains(&config.brokers) {
+        return Err(format!("--brokers {}: between 1 and 7", config.brokers));
+    }
+    if !(1..=9).contains(&config.records) {
+        return Err(format!("--records {}: between 1 and 9", config.records));
+    }
+    if config.min_insync_replicas < 1 || config.min_insync_replicas > config.brokers {
+        return Err(format!(
+            "--min-isr {}: between 1 and --brokers ({})",
+            config.min_insync_replicas, config.brokers
+        ));
+    }
+    if config.crashes > config.brokers as usize {
+        return Err(format!(
+            "--crashes {}: at most --brokers ({})",
+            config.crashes, config.brokers
+        ));
+    }
+    if config.max_epoch < 1 {
+        return Err("--max-epoch 0: at least 1 (the first leader's epoch)".to_string());
+    }
+    if config.max_partition_epoch < config.max_epoch {
+        return Err(format!(
+            "--max-partition-epoch {}: at least --max-epoch ({})",
+            config.max_partition_epoch, config.max_epoch
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Check files: `specs/checks/*.toml`, one configuration each with its expected outcome.
+//!
+//! ```toml
+//! description = "Kafka today (KIP-320) with the safe settings"
+//! expect = "holds"               # or the name of the property the check must violate
+//! brokers = 3                    # any `gregor check` flag, by its long name
+//! ```
+
+use crate::check::{run_check, Report};
+use crate::flags::{CheckFlags, RunFlags};
+use anyhow::{bail, Context};
+use gregor_model::model::ALWAYS;
+use std::path::{Path, PathBuf};
+
+struct CheckFile {
+    path: PathBuf,
+    description: String,
+    expect: String,
+    flags: CheckFlags,
+}
+
+/// Checks every file in a folder (or one file); prints a table; true if all outcomes match.
+pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .map(|entry| entry.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .toml check files", path.display());
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let checks = files
+        .iter()
+        .map(|file| parse(file))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for check in &checks {
+        let config = check
+            .flags
+            .config()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", check.path.display()))?;
+        eprintln!("checking {}: {}", check.path.display(), check.description);
+        let stop_at = ALWAYS.iter().copied().find(|name| *name == check.expect);
+        let report = run_check(config, run, stop_at)?;
+        let (found, matched) = outcome(&report, &check.expect);
+        eprintln!(
+            "  -> {found} ({})",
+            if matched { "as expected" } else { "UNEXPECTED" }
+        );
+        rows.push((check, report, found, matched));
+    }
+    println!(
+        "{:<28} {:<22} {:<22} {:>6} {:>11} {:>8}",
+        "check", "expected", "found", "match", "unique", "seconds"
+    );
+    for (check, report, found, matched) in &rows {
+        let name = check.path.file_stem().unwrap_or_default().to_string_lossy();
+        println!(
+            "{:<28} {:<22} {:<22} {:>6} {:>11} {:>8.1}",
+            name,
+            check.expect,
+            found,
+            if *matched { "yes" } else { "NO" },
+            report.unique_states,
+            report.seconds
+        );
+    }
+    for (check, report, _, matched) in &rows {
+        if !matched {
+            println!("\n{} did not meet its expectation:", check.path.display());
+            crate::check::print_report(report);
+        }
+    }
+    Ok(rows.iter().all(|(_, _, _, matched)| *matched))
+}
+
+/// What the check found, and whether that is what the file expects.
+fn outcome(report: &Report, expect: &str) -> (String, bool) {
+    let violated = report.violated();
+    if expect == "holds" {
+        let found = if report.passed() {
+            "holds".to_string()
+        } else if let Some(first) = violated.first() {
+            format!("violates {first}")
+        } else {
+            "incomplete".to_string()
+        };
+        let matched = report.passed();
+        return (found, matched);
+    }
+    match violated.iter().find(|v| **v == expect) {
+        Some(name) => (format!("violates {name}"), true),
+        None => match violated.first() {
+            Some(other) => (format!("violates {other}"), false),
+            None => ("no violation".to_string(), false),
+        },
+    }
+}
+
+fn parse(path: &Path) -> anyhow::Result<CheckFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut take = |key: &str| -> anyhow::Result<String> {
+        match table.remove(key) {
+            Some(toml::Value::String(value)) => Ok(value),
+            Some(_) => bail!("{}: `{key}` must be a string", path.display()),
+            None => bail!("{}: missing `{key}`", path.display()),
+        }
+    };
+    let description = take("description")?;
+    let expect = take("expect")?;
+    if expect != "holds" && !ALWAYS.contains(&expect.as_str()) {
+        bail!(
+            "{}: expect = {expect:?}: \"holds\" or one of {}",
+            path.display(),
+            ALWAYS.join(", ")
+        );
+    }
+    let flags: CheckFlags = toml::Value::Table(table)
+        .try_into()
+        .with_context(|| format!("{}: bad configuration key", path.display()))?;
+    Ok(CheckFile {
+        path: path.to_path_buf(),
+        description,
+        expect,
+        flags,
+    })
+}
