@@ -7,7 +7,7 @@ use gregor_model::types::{Acks, CrashKind, FlushPolicy, Variant};
 use serde::Deserialize;
 
 #[derive(Args, Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CheckFlags {
     /// Brokers, each holding a replica (replication factor) [default: 3]
     #[arg(long)]
@@ -37,14 +37,14 @@ pub struct CheckFlags {
     /// When the log is fsynced [default: never]
     #[arg(long, value_enum)]
     pub flush: Option<FlushFlag>,
-    /// The largest leader epoch explored [default: 3]
+    /// The largest leader epoch explored [default: 2]
     #[arg(long)]
     pub max_epoch: Option<u32>,
-    /// The largest partition epoch explored (each leader or ISR change bumps it) [default: 5]
+    /// The largest partition epoch explored (each leader or ISR change bumps it) [default: 3]
     #[arg(long)]
     pub max_partition_epoch: Option<u32>,
     /// The most broker registrations after the first boot explored (by restart or after a
-    /// session expiry), all brokers together [default: 2]
+    /// session expiry), all brokers together [default: 0]
     #[arg(long)]
     pub max_registrations: Option<u32>,
     /// Per-link FIFO (as TCP) or unordered delivery [default: ordered]
@@ -53,6 +53,10 @@ pub struct CheckFlags {
     /// The network may lose any message
     #[arg(long)]
     pub lossy: bool,
+    /// The controller may expire the session of a broker that is up (slow or cut off), which
+    /// goes on as a zombie; otherwise only crashed brokers' sessions expire
+    #[arg(long)]
+    pub zombies: bool,
     /// The producer's retries per record [default: 1]
     #[arg(long)]
     pub retries: Option<u8>,
@@ -138,6 +142,7 @@ impl CheckFlags {
             max_registrations,
             network,
             lossy,
+            zombies,
             retries,
         } = self;
         brokers.is_some()
@@ -154,6 +159,7 @@ impl CheckFlags {
             || max_registrations.is_some()
             || network.is_some()
             || *lossy
+            || *zombies
             || retries.is_some()
     }
 
@@ -216,6 +222,7 @@ impl CheckFlags {
             };
         }
         config.lossy = self.lossy;
+        config.zombies = self.zombies;
         if let Some(retries) = self.retries {
             config.attempts_max = retries.checked_add(1).ok_or("--retries: at most 254")?;
         }

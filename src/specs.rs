@@ -3,6 +3,7 @@
 //! ```toml
 //! description = "Kafka today (KIP-320) with the safe settings"
 //! expect = "holds"               # or the name of the property the check must violate
+//!                                # (searched breadth-first: the shortest counterexample)
 //! brokers = 3                    # any `gregor check` flag, by its long name
 //! ```
 
@@ -47,7 +48,13 @@ pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", check.path.display()))?;
         eprintln!("checking {}: {}", check.path.display(), check.description);
         let stop_at = ALWAYS.iter().copied().find(|name| *name == check.expect);
-        let report = run_check(config, run, stop_at)?;
+        // A violation is looked for breadth-first, for the shortest counterexample, unless
+        // --dfs is given; `holds` needs the whole space, which DFS covers in little memory.
+        let search = RunFlags {
+            bfs: run.bfs || (stop_at.is_some() && !run.dfs),
+            ..run.clone()
+        };
+        let report = run_check(config, &search, stop_at)?;
         let (found, matched) = outcome(&report, &check.expect);
         eprintln!(
             "  -> {found} ({})",

@@ -5,7 +5,7 @@
 //! `n` is `n` (1..=replication factor), then the producer and the consumer.
 
 use crate::broker::{self, BrokerState, BrokerStorage};
-use crate::consumer::{self, ConsumerConfig, ConsumerState};
+use crate::consumer::{self, ConsumerState};
 use crate::controller::{self, ControllerState};
 use crate::log::ReplicaLog;
 use crate::message::{Msg, Timer};
@@ -30,8 +30,8 @@ pub struct Timeouts {
     pub replica_lag: Duration,
     /// `replica.fetch.backoff.ms`.
     pub fetch_backoff: Duration,
-    /// `request.timeout.ms`.
-    pub request: Duration,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
 }
 
 impl Default for Timeouts {
@@ -40,7 +40,7 @@ impl Default for Timeouts {
             session: Duration::from_secs(9),
             replica_lag: Duration::from_secs(30),
             fetch_backoff: Duration::from_secs(1),
-            request: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -90,7 +90,7 @@ impl Ctx {
             Timer::SessionExpiry(_) => self.timeouts.session,
             Timer::ReplicaLag(_) => self.timeouts.replica_lag,
             Timer::FetchBackoff => self.timeouts.fetch_backoff,
-            Timer::RequestTimeout => self.timeouts.request,
+            Timer::RetryBackoff => self.timeouts.retry_backoff,
         };
         duration..duration
     }
@@ -109,10 +109,7 @@ pub enum GregorActor<L: ReplicaLog> {
         ctx: Ctx,
         config: ProducerConfig<L::Batch>,
     },
-    Consumer {
-        ctx: Ctx,
-        config: ConsumerConfig,
-    },
+    Consumer(Ctx),
 }
 
 /// Every role's state.
@@ -188,7 +185,7 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
             GregorActor::Controller(_) => "controller".to_string(),
             GregorActor::Broker { id, .. } => format!("broker {id}"),
             GregorActor::Producer { .. } => "producer".to_string(),
-            GregorActor::Consumer { .. } => "consumer".to_string(),
+            GregorActor::Consumer(_) => "consumer".to_string(),
         }
     }
 
@@ -212,10 +209,10 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                 };
                 ActorState::Broker(broker::on_start(ctx, *id, log_config, saved, out))
             }
-            GregorActor::Producer { ctx, config } => {
-                ActorState::Producer(producer::on_start(ctx, config, out))
+            GregorActor::Producer { config, .. } => {
+                ActorState::Producer(producer::on_start(config, out))
             }
-            GregorActor::Consumer { .. } => ActorState::Consumer(consumer::on_start(out)),
+            GregorActor::Consumer(ctx) => ActorState::Consumer(consumer::on_start(ctx, out)),
         }
     }
 
@@ -243,7 +240,7 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                     producer::on_msg(ctx, config, s, src, msg, out)
                 })
             }
-            GregorActor::Consumer { ctx, .. } => {
+            GregorActor::Consumer(ctx) => {
                 on_variant(state, ActorState::consumer, ActorState::Consumer, |s| {
                     consumer::on_msg(ctx, s, src, msg, out)
                 })
@@ -263,14 +260,14 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                     broker::on_timeout(ctx, *id, s, timer, out)
                 })
             }
-            GregorActor::Producer { ctx, config } => {
+            GregorActor::Producer { config, .. } => {
                 on_variant(state, ActorState::producer, ActorState::Producer, |s| {
-                    producer::on_timeout(ctx, config, s, timer, out)
+                    producer::on_timeout(config, s, timer, out)
                 })
             }
-            GregorActor::Consumer { config, .. } => {
+            GregorActor::Consumer(ctx) => {
                 on_variant(state, ActorState::consumer, ActorState::Consumer, |s| {
-                    consumer::on_timeout(config, s, timer, out)
+                    consumer::on_timeout(ctx, s, timer, out)
                 })
             }
         }

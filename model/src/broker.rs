@@ -252,7 +252,9 @@ pub fn on_msg<L: ReplicaLog>(
         Msg::LeaderAndIsr(decision) if src == Ctx::controller_actor_id() => {
             on_leader_and_isr(ctx, id, state, decision, out)
         }
-        Msg::SessionExpired if src == Ctx::controller_actor_id() => {
+        Msg::SessionExpired { broker_epoch }
+            if src == Ctx::controller_actor_id() && broker_epoch == state.broker_epoch =>
+        {
             let next = state.to_mut();
             next.broker_epoch += 1;
             out.save(next.storage());

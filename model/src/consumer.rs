@@ -1,8 +1,7 @@
-//! The consumer: fetches from whoever the controller says leads, from its position onwards,
-//! and records every batch it reads. A leader answers consumers only below its high watermark,
-//! so everything recorded here was committed. On an error it asks again who leads; so it does
-//! when a fetch gets no answer in time (the leader may have crashed, losing the held fetch),
-//! up to `timeouts_max` times in a row without reading anything new.
+//! The consumer: fetches from the leader it knows, from its position onwards, and records every
+//! batch it reads. A leader answers consumers only below its high watermark, so everything
+//! recorded here was committed. After an error it backs off and fetches again; a leader change
+//! makes it fetch from the new leader at once (the old one may have crashed holding its fetch).
 
 use crate::actor::{Ctx, Out};
 use crate::log::{LogEntry, ReplicaLog};
@@ -12,31 +11,24 @@ use stateright::actor::Id;
 use std::borrow::Cow;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ConsumerConfig {
-    /// Request timeouts in a row, without progress, before the consumer stops.
-    pub timeouts_max: u8,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ConsumerState<B> {
-    /// The leader and its epoch, as the last metadata said; `None` while asking.
+    /// The leader and its epoch, as the latest metadata said.
     pub leader: Option<(BrokerId, LeaderEpoch)>,
     /// The consumer's position: the offset of the next record to read.
     pub fetch_offset: Offset,
     /// Every batch read, in order.
     pub read: Vec<LogEntry<B>>,
-    /// Request timeouts since the last batch read.
-    pub timeouts: u8,
 }
 
-pub fn on_start<L: ReplicaLog>(out: &mut Out<L>) -> ConsumerState<L::Batch> {
-    request_metadata(out);
-    ConsumerState {
-        leader: None,
+/// The cluster as first formed: broker 1 leads epoch 1.
+pub fn on_start<L: ReplicaLog>(ctx: &Ctx, out: &mut Out<L>) -> ConsumerState<L::Batch> {
+    let state = ConsumerState {
+        leader: Some((BrokerId(1), LeaderEpoch(1))),
         fetch_offset: Offset(0),
         read: Vec::new(),
-        timeouts: 0,
-    }
+    };
+    send_fetch(ctx, &state, out);
+    state
 }
 
 pub fn on_msg<L: ReplicaLog>(
@@ -47,13 +39,17 @@ pub fn on_msg<L: ReplicaLog>(
     out: &mut Out<L>,
 ) {
     match msg {
-        Msg::MetadataResponse {
-            leader: Some(leader),
+        Msg::Metadata {
+            leader,
             leader_epoch,
-        } if state.leader.is_none() => {
+        } if src == Ctx::controller_actor_id()
+            && state.leader.is_none_or(|(_, known)| known < leader_epoch) =>
+        {
             let next = state.to_mut();
-            next.leader = Some((leader, leader_epoch));
-            send_fetch(ctx, next, out);
+            next.leader = leader.map(|leader| (leader, leader_epoch));
+            if next.leader.is_some() {
+                send_fetch(ctx, next, out);
+            }
         }
         Msg::FetchResponse(response) => {
             let Some((leader, _)) = state.leader else {
@@ -62,17 +58,15 @@ pub fn on_msg<L: ReplicaLog>(
             if Ctx::broker_actor_id(leader) != src || response.fetch_offset != state.fetch_offset {
                 return;
             }
-            let next = state.to_mut();
-            out.cancel_timer(Timer::RequestTimeout);
             if response.error.is_some() {
-                next.leader = None;
-                return request_metadata(out);
+                out.set_timer(Timer::RetryBackoff, ctx.timeout(&Timer::RetryBackoff));
+                return;
             }
+            let next = state.to_mut();
             for entry in response.batches {
                 if entry.next_offset() > next.fetch_offset {
                     next.fetch_offset = entry.next_offset();
                     next.read.push(entry);
-                    next.timeouts = 0;
                 }
             }
             send_fetch(ctx, next, out);
@@ -81,27 +75,15 @@ pub fn on_msg<L: ReplicaLog>(
     }
 }
 
-/// The fetch got no answer in time: ask who leads now, unless out of patience.
 pub fn on_timeout<L: ReplicaLog>(
-    config: &ConsumerConfig,
+    ctx: &Ctx,
     state: &mut Cow<ConsumerState<L::Batch>>,
     timer: &Timer,
     out: &mut Out<L>,
 ) {
-    if *timer != Timer::RequestTimeout || state.leader.is_none() {
-        return;
+    if *timer == Timer::RetryBackoff && state.leader.is_some() {
+        send_fetch(ctx, state, out);
     }
-    let next = state.to_mut();
-    next.leader = None;
-    next.timeouts += 1;
-    if next.timeouts <= config.timeouts_max {
-        request_metadata(out);
-    }
-}
-
-/// The controller always answers (its own failures are out of scope): no timer needed.
-fn request_metadata<L: ReplicaLog>(out: &mut Out<L>) {
-    out.send(Ctx::controller_actor_id(), Msg::MetadataRequest);
 }
 
 fn send_fetch<L: ReplicaLog>(ctx: &Ctx, state: &ConsumerState<L::Batch>, out: &mut Out<L>) {
@@ -121,5 +103,4 @@ fn send_fetch<L: ReplicaLog>(ctx: &Ctx, state: &ConsumerState<L::Batch>, out: &m
             high_watermark: state.fetch_offset,
         }),
     );
-    out.set_timer(Timer::RequestTimeout, ctx.timeout(&Timer::RequestTimeout));
 }

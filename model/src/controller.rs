@@ -20,18 +20,40 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What the controller knows and has decided.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ControllerState {
-    /// Brokers registered whose session has not expired, with the broker epoch they registered.
-    pub alive: BTreeMap<BrokerId, u32>,
+    /// Each broker's last registration, and whether its session is still alive.
+    pub brokers: BTreeMap<BrokerId, Registration>,
     /// The partition's leader, leader epoch, ISR and partition epoch.
     pub partition: LeaderAndIsr,
 }
 
+/// A broker's registration as the controller knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Registration {
+    /// The broker epoch it registered with (KIP-380).
+    pub broker_epoch: u32,
+    /// Whether its session has not expired since.
+    pub alive: bool,
+}
+
 impl ControllerState {
+    pub fn is_alive(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|r| r.alive)
+    }
+
     /// The cluster as first formed: every broker alive, broker 1 leading epoch 1, all in sync.
     pub fn initial(ctx: &Ctx) -> ControllerState {
         let replicas: Isr = ctx.protocol.replicas().collect();
         ControllerState {
-            alive: replicas.iter().map(|b| (*b, 0)).collect(),
+            brokers: replicas
+                .iter()
+                .map(|b| {
+                    let registration = Registration {
+                        broker_epoch: 0,
+                        alive: true,
+                    };
+                    (*b, registration)
+                })
+                .collect(),
             partition: LeaderAndIsr {
                 leader: Some(BrokerId(1)),
                 leader_epoch: LeaderEpoch(1),
@@ -50,7 +72,7 @@ pub fn on_start<L: ReplicaLog>(
     let state = storage
         .cloned()
         .unwrap_or_else(|| ControllerState::initial(ctx));
-    for broker in state.alive.keys() {
+    for broker in state.brokers.keys().filter(|b| state.is_alive(**b)) {
         out.set_timer(
             Timer::SessionExpiry(*broker),
             ctx.timeout(&Timer::SessionExpiry(*broker)),
@@ -84,13 +106,6 @@ pub fn on_msg<L: ReplicaLog>(
             };
             on_alter_partition(state, broker, leader_epoch, partition_epoch, isr, out);
         }
-        Msg::MetadataRequest => out.send(
-            src,
-            Msg::MetadataResponse {
-                leader: state.partition.leader,
-                leader_epoch: state.partition.leader_epoch,
-            },
-        ),
         _ => {}
     }
 }
@@ -104,22 +119,33 @@ pub fn on_timeout<L: ReplicaLog>(
     let Timer::SessionExpiry(broker) = *timer else {
         return;
     };
-    if !state.alive.contains_key(&broker) {
+    let Some(registration) = state.brokers.get(&broker).copied().filter(|r| r.alive) else {
         return;
-    }
+    };
     let before = state.partition.clone();
     let next = state.to_mut();
-    next.alive.remove(&broker);
+    next.brokers.insert(
+        broker,
+        Registration {
+            alive: false,
+            ..registration
+        },
+    );
     fence_broker(ctx, next, broker);
     out.save(Storage::Controller(next.clone()));
     announce(ctx, &before, next, out);
-    out.send(Ctx::broker_actor_id(broker), Msg::SessionExpired);
+    out.send(
+        Ctx::broker_actor_id(broker),
+        Msg::SessionExpired {
+            broker_epoch: registration.broker_epoch,
+        },
+    );
 }
 
 /// A broker registers, with a new broker epoch: after a restart or after its session expired.
 /// If the controller thought an older broker epoch alive, the broker bounced: fence it first,
 /// since it may have lost what it had not flushed (KIP-380). Then it is alive, and may lead if
-/// the partition has no leader. A registration no newer than the one alive changes nothing.
+/// the partition has no leader. A registration no newer than the last changes nothing.
 fn on_broker_registration<L: ReplicaLog>(
     ctx: &Ctx,
     state: &mut Cow<ControllerState>,
@@ -127,17 +153,29 @@ fn on_broker_registration<L: ReplicaLog>(
     broker_epoch: u32,
     out: &mut Out<L>,
 ) {
-    let known = state.alive.get(&broker).copied();
-    if known.is_some_and(|known| known >= broker_epoch) {
+    let known = state.brokers.get(&broker).copied();
+    if known.is_some_and(|known| known.broker_epoch >= broker_epoch) {
         return;
     }
     let before = state.partition.clone();
     let next = state.to_mut();
-    if known.is_some() {
-        next.alive.remove(&broker);
+    if known.is_some_and(|known| known.alive) {
+        next.brokers.insert(
+            broker,
+            Registration {
+                broker_epoch,
+                alive: false,
+            },
+        );
         fence_broker(ctx, next, broker);
     }
-    next.alive.insert(broker, broker_epoch);
+    next.brokers.insert(
+        broker,
+        Registration {
+            broker_epoch,
+            alive: true,
+        },
+    );
     if next.partition.leader.is_none() {
         elect_leader(ctx, next);
     }
@@ -171,7 +209,7 @@ fn on_alter_partition<L: ReplicaLog>(
         Some(ErrorCode::FencedLeaderEpoch)
     } else if partition.partition_epoch != partition_epoch || !isr.contains(&broker) {
         Some(ErrorCode::InvalidUpdateVersion)
-    } else if !isr.iter().all(|b| state.alive.contains_key(b)) {
+    } else if !isr.iter().all(|b| state.is_alive(*b)) {
         Some(ErrorCode::IneligibleReplica)
     } else {
         None
@@ -220,26 +258,24 @@ fn fence_broker(ctx: &Ctx, state: &mut ControllerState, broker: BrokerId) {
 /// live replica, which becomes the whole ISR. Otherwise the partition goes offline. Any change
 /// of leader, to none included, bumps the leader epoch.
 fn elect_leader(ctx: &Ctx, state: &mut ControllerState) {
-    let partition = &mut state.partition;
+    let live = |b: &BrokerId| state.is_alive(*b);
     let clean = ctx
         .protocol
         .replicas()
-        .find(|b| state.alive.contains_key(b) && partition.isr.contains(b));
-    let unclean = || {
-        ctx.protocol
-            .replicas()
-            .find(|b| state.alive.contains_key(b))
-            .filter(|_| ctx.protocol.unclean_leader_election)
-    };
-    let leader = match clean {
-        Some(leader) => Some(leader),
-        None => {
-            let leader = unclean();
-            if let Some(leader) = leader {
-                partition.isr = BTreeSet::from([leader]);
-            }
-            leader
+        .find(|b| live(b) && state.partition.isr.contains(b));
+    let unclean = ctx
+        .protocol
+        .replicas()
+        .find(live)
+        .filter(|_| ctx.protocol.unclean_leader_election);
+    let partition = &mut state.partition;
+    let leader = match (clean, unclean) {
+        (Some(leader), _) => Some(leader),
+        (None, Some(leader)) => {
+            partition.isr = BTreeSet::from([leader]);
+            Some(leader)
         }
+        (None, None) => None,
     };
     if leader != partition.leader {
         partition.leader = leader;
@@ -250,7 +286,7 @@ fn elect_leader(ctx: &Ctx, state: &mut ControllerState) {
 
 /// Tells the brokers what changed: every replica when the leader changed (followers must
 /// follow someone else), only the leader when just the ISR changed (it needs the new partition
-/// epoch for its next AlterPartition).
+/// epoch for its next AlterPartition). Clients learn of every leader change.
 fn announce<L: ReplicaLog>(
     ctx: &Ctx,
     before: &LeaderAndIsr,
@@ -266,6 +302,12 @@ fn announce<L: ReplicaLog>(
         for broker in ctx.protocol.replicas() {
             out.send(Ctx::broker_actor_id(broker), message.clone());
         }
+        let metadata = Msg::Metadata {
+            leader: now.leader,
+            leader_epoch: now.leader_epoch,
+        };
+        out.send(ctx.producer_actor_id(), metadata.clone());
+        out.send(ctx.consumer_actor_id(), metadata);
     } else if let Some(leader) = now.leader {
         out.send(Ctx::broker_actor_id(leader), message);
     }

@@ -98,7 +98,7 @@ fn timer_event(config: &CheckConfig, id: Id, timer: &Timer) -> String {
         Timer::SessionExpiry(broker) => format!("{name}: broker {broker}'s session expires"),
         Timer::ReplicaLag(follower) => format!("{name}: follower {follower} lags too long"),
         Timer::FetchBackoff => format!("{name}: fetch backoff ends"),
-        Timer::RequestTimeout => format!("{name}: request times out"),
+        Timer::RetryBackoff => format!("{name}: retry backoff ends"),
     }
 }
 
@@ -111,15 +111,17 @@ fn changes(
     let mut changes = Vec::new();
     match (before, after) {
         (ActorState::Controller(before), ActorState::Controller(after)) => {
-            for broker in before.alive.keys() {
-                if !after.alive.contains_key(broker) {
-                    changes.push(format!("marks broker {broker} dead"));
+            for (broker, registration) in &after.brokers {
+                if before.brokers.get(broker) == Some(registration) {
+                    continue;
                 }
-            }
-            for (broker, broker_epoch) in &after.alive {
-                if before.alive.get(broker) != Some(broker_epoch) {
-                    changes.push(format!("marks broker {broker} alive"));
-                }
+                changes.push(match registration.alive {
+                    true => format!(
+                        "registers broker {broker} (broker epoch {})",
+                        registration.broker_epoch
+                    ),
+                    false => format!("marks broker {broker} dead"),
+                });
             }
             let (old, new) = (&before.partition, &after.partition);
             if old.leader_epoch != new.leader_epoch {
@@ -288,7 +290,9 @@ fn epoch_end_offset(answer: &Result<EpochEndOffset, ErrorCode>) -> String {
 pub fn message(msg: &Msg<Record>) -> String {
     match msg {
         Msg::LeaderAndIsr(decision) => format!("LeaderAndIsr({})", leader_and_isr(decision)),
-        Msg::SessionExpired => "SessionExpired".to_string(),
+        Msg::SessionExpired { broker_epoch } => {
+            format!("SessionExpired(broker epoch {broker_epoch})")
+        }
         Msg::BrokerRegistration { broker_epoch } => {
             format!("BrokerRegistration(broker epoch {broker_epoch})")
         }
@@ -334,13 +338,12 @@ pub fn message(msg: &Msg<Record>) -> String {
             Ok(offset) => format!("ProduceResponse(written at offset {offset})"),
             Err(error) => format!("ProduceResponse({})", error_name(*error)),
         },
-        Msg::MetadataRequest => "MetadataRequest".to_string(),
-        Msg::MetadataResponse {
+        Msg::Metadata {
             leader,
             leader_epoch,
         } => match leader {
-            Some(leader) => format!("MetadataResponse(leader {leader}, epoch {leader_epoch})"),
-            None => format!("MetadataResponse(no leader, epoch {leader_epoch})"),
+            Some(leader) => format!("Metadata(leader {leader}, epoch {leader_epoch})"),
+            None => format!("Metadata(no leader, epoch {leader_epoch})"),
         },
     }
 }

@@ -82,8 +82,10 @@ pub struct FetchResponse<B> {
 pub enum Msg<B> {
     /// Controller -> broker: who leads, in which epoch, with which ISR.
     LeaderAndIsr(LeaderAndIsr),
-    /// Controller -> broker: the broker's session expired; it must register again.
-    SessionExpired,
+    /// Controller -> broker: the session of this broker epoch expired; register again.
+    SessionExpired {
+        broker_epoch: u32,
+    },
     /// Broker -> controller: the broker (re)started, or its session expired, and asks to be
     /// considered alive. The broker epoch counts the broker's registrations, so the controller
     /// tells a bounced broker (which may have lost data) from a stale registration (KIP-380).
@@ -126,9 +128,10 @@ pub enum Msg<B> {
         sequence: u32,
         result: Result<Offset, ErrorCode>,
     },
-    /// Client -> controller: who leads the partition?
-    MetadataRequest,
-    MetadataResponse {
+    /// Controller -> clients, after every leader change: who leads now. (Kafka's clients
+    /// refresh metadata on errors and periodically; here the refresh that follows a leader
+    /// change is delivered as a message.)
+    Metadata {
         leader: Option<BrokerId>,
         leader_epoch: LeaderEpoch,
     },
@@ -143,6 +146,6 @@ pub enum Timer {
     ReplicaLag(BrokerId),
     /// Follower: back off, then retry a fetch or OffsetForLeaderEpoch that got a retriable error.
     FetchBackoff,
-    /// Client: the request got no answer within `request.timeout.ms`.
-    RequestTimeout,
+    /// Client: back off after a retriable error, then retry (`retry.backoff.ms`).
+    RetryBackoff,
 }

@@ -4,7 +4,7 @@
 
 use crate::actor::{ActorState, Ctx, GregorActor, Storage};
 use crate::broker::{BrokerState, Role};
-use crate::consumer::{ConsumerConfig, ConsumerState};
+use crate::consumer::ConsumerState;
 use crate::controller::ControllerState;
 use crate::log::{MemoryLog, Record};
 use crate::producer::{ProducerConfig, ProducerState};
@@ -50,6 +50,9 @@ pub struct CheckConfig {
     pub max_registrations: u32,
     pub network: NetworkKind,
     pub lossy: bool,
+    /// Whether the controller may expire the session of a broker that is up (slow or cut off),
+    /// which goes on as a zombie; otherwise only the sessions of crashed brokers expire.
+    pub zombies: bool,
     /// The producer's attempts per record, the first included.
     pub attempts_max: u8,
 }
@@ -68,11 +71,12 @@ impl Default for CheckConfig {
             crashes: 1,
             crash: CrashKind::Process,
             flush: FlushPolicy::Never,
-            max_epoch: 3,
-            max_partition_epoch: 5,
-            max_registrations: 2,
+            max_epoch: 2,
+            max_partition_epoch: 3,
+            max_registrations: 0,
             network: NetworkKind::Ordered,
             lossy: false,
+            zombies: false,
             attempts_max: 2,
         }
     }
@@ -135,10 +139,7 @@ impl CheckConfig {
                 attempts_max: self.attempts_max,
             },
         });
-        actors.push(GregorActor::Consumer {
-            ctx,
-            config: ConsumerConfig { timeouts_max: 1 },
-        });
+        actors.push(GregorActor::Consumer(ctx));
         let network = match self.network {
             NetworkKind::Ordered => Network::new_ordered([]),
             NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),
@@ -209,11 +210,24 @@ fn within_boundary(config: &CheckConfig, state: &ModelState) -> bool {
             _ => 0,
         })
         .sum();
-    let partition = &controller(state).partition;
+    let controller = controller(state);
+    let partition = &controller.partition;
+    let zombie_free = config.zombies || !has_zombie(controller, state);
     only_brokers_crash
+        && zombie_free
         && registrations <= config.max_registrations
         && partition.leader_epoch.0 <= config.max_epoch
         && partition.partition_epoch.0 <= config.max_partition_epoch
+}
+
+/// A broker that is up although the controller expired the session of this very broker epoch.
+fn has_zombie(controller: &ControllerState, state: &ModelState) -> bool {
+    live_brokers(state).any(|(id, broker)| {
+        controller
+            .brokers
+            .get(&id)
+            .is_some_and(|r| !r.alive && r.broker_epoch == broker.broker_epoch)
+    })
 }
 
 pub fn controller(state: &ModelState) -> &ControllerState {

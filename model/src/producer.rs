@@ -1,12 +1,15 @@
-//! The producer: sends its batches one at a time to whoever the controller says leads, with
-//! the configured acks, and records which were acknowledged and at which offset. On an error or
-//! a request timeout it refreshes its metadata and retries, a bounded number of times; it is not
-//! idempotent, so a retry may write a batch twice, as Kafka's producer without idempotence may.
+//! The producer: sends its batches one at a time to the leader it knows, with the configured
+//! acks, and records which were acknowledged and at which offset.
+//!
+//! A failed attempt — an error answer, or a leader change while the request is in flight (the
+//! old leader may have crashed holding it) — is retried, a bounded number of times per batch,
+//! after a backoff on errors or at once to a new leader. The producer is not idempotent, so a
+//! retry may write a batch twice, as Kafka's producer without idempotence may.
 
 use crate::actor::{Ctx, Out};
 use crate::log::{RecordBatch, ReplicaLog};
 use crate::message::{Msg, Timer};
-use crate::types::{Acks, BrokerId, Offset};
+use crate::types::{Acks, BrokerId, LeaderEpoch, Offset};
 use stateright::actor::Id;
 use std::borrow::Cow;
 
@@ -24,17 +27,12 @@ pub struct ProducerState {
     pub next_batch: usize,
     /// Which attempt at that batch, from 0.
     pub attempt: u8,
-    pub awaiting: Awaiting,
-    pub leader: Option<BrokerId>,
+    /// The leader and its epoch, as the latest metadata said.
+    pub leader: Option<(BrokerId, LeaderEpoch)>,
+    /// The leader epoch the request in flight was sent in; `None` when none is in flight.
+    pub in_flight: Option<LeaderEpoch>,
     /// Each batch acknowledged, and the offset the leader said it was written at.
     pub acknowledged: Vec<Acknowledged>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Awaiting {
-    Nothing,
-    Metadata,
-    Produce,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,20 +49,20 @@ impl ProducerState {
     }
 }
 
+/// The cluster as first formed: broker 1 leads epoch 1.
 pub fn on_start<L: ReplicaLog>(
-    ctx: &Ctx,
     config: &ProducerConfig<L::Batch>,
     out: &mut Out<L>,
 ) -> ProducerState {
     let mut state = ProducerState {
         next_batch: 0,
         attempt: 0,
-        awaiting: Awaiting::Nothing,
-        leader: None,
+        leader: Some((BrokerId(1), LeaderEpoch(1))),
+        in_flight: None,
         acknowledged: Vec::new(),
     };
     if !config.batches.is_empty() {
-        request_metadata(ctx, &mut state, out);
+        send_produce(config, &mut state, out);
     }
     state
 }
@@ -78,33 +76,45 @@ pub fn on_msg<L: ReplicaLog>(
     out: &mut Out<L>,
 ) {
     match msg {
-        Msg::MetadataResponse { leader, .. } if state.awaiting == Awaiting::Metadata => {
+        Msg::Metadata {
+            leader,
+            leader_epoch,
+        } if src == Ctx::controller_actor_id()
+            && state.leader.is_none_or(|(_, known)| known < leader_epoch) =>
+        {
             let next = state.to_mut();
-            match leader {
-                Some(leader) => {
-                    next.leader = Some(leader);
-                    send_produce(ctx, config, next, out);
-                }
-                None => retry(ctx, config, next, out),
+            next.leader = leader.map(|leader| (leader, leader_epoch));
+            if next.in_flight.is_some() {
+                // The old leader may never answer: this attempt failed.
+                next.in_flight = None;
+                fail_attempt(config, next, out);
+            }
+            if next.in_flight.is_none() && next.leader.is_some() && !is_done(config, next) {
+                send_produce(config, next, out);
             }
         }
         Msg::ProduceResponse { sequence, result } => {
-            let awaited = state.awaiting == Awaiting::Produce
-                && state.leader.map(Ctx::broker_actor_id) == Some(src)
+            let awaited = state.in_flight.is_some()
+                && state.leader.map(|(leader, _)| Ctx::broker_actor_id(leader)) == Some(src)
                 && sequence == state.sequence(config);
             if !awaited {
                 return;
             }
             let next = state.to_mut();
+            next.in_flight = None;
             match result {
                 Ok(offset) => {
                     next.acknowledged.push(Acknowledged {
                         batch: next.next_batch,
                         offset,
                     });
-                    next_batch(ctx, config, next, out);
+                    next_batch(config, next, out);
                 }
-                Err(_) => retry(ctx, config, next, out),
+                Err(_) => {
+                    if fail_attempt(config, next, out) {
+                        out.set_timer(Timer::RetryBackoff, ctx.timeout(&Timer::RetryBackoff));
+                    }
+                }
             }
         }
         _ => {}
@@ -112,33 +122,29 @@ pub fn on_msg<L: ReplicaLog>(
 }
 
 pub fn on_timeout<L: ReplicaLog>(
-    ctx: &Ctx,
     config: &ProducerConfig<L::Batch>,
     state: &mut Cow<ProducerState>,
     timer: &Timer,
     out: &mut Out<L>,
 ) {
-    if *timer == Timer::RequestTimeout && state.awaiting != Awaiting::Nothing {
-        retry(ctx, config, state.to_mut(), out);
+    let ready = state.in_flight.is_none() && state.leader.is_some() && !is_done(config, state);
+    if *timer == Timer::RetryBackoff && ready {
+        send_produce(config, state.to_mut(), out);
     }
 }
 
-fn request_metadata<L: ReplicaLog>(ctx: &Ctx, state: &mut ProducerState, out: &mut Out<L>) {
-    state.awaiting = Awaiting::Metadata;
-    state.leader = None;
-    out.send(Ctx::controller_actor_id(), Msg::MetadataRequest);
-    out.set_timer(Timer::RequestTimeout, ctx.timeout(&Timer::RequestTimeout));
+fn is_done<B>(config: &ProducerConfig<B>, state: &ProducerState) -> bool {
+    state.next_batch >= config.batches.len()
 }
 
 fn send_produce<B: RecordBatch, L: ReplicaLog<Batch = B>>(
-    ctx: &Ctx,
     config: &ProducerConfig<B>,
     state: &mut ProducerState,
     out: &mut Out<L>,
 ) {
-    let leader = Ctx::broker_actor_id(state.leader.expect("a known leader"));
+    let (leader, leader_epoch) = state.leader.expect("a known leader");
     out.send(
-        leader,
+        Ctx::broker_actor_id(leader),
         Msg::Produce {
             sequence: state.sequence(config),
             acks: config.acks,
@@ -147,41 +153,34 @@ fn send_produce<B: RecordBatch, L: ReplicaLog<Batch = B>>(
     );
     if config.acks == Acks::None {
         // Fire and forget: nothing will answer.
-        return next_batch(ctx, config, state, out);
+        return next_batch(config, state, out);
     }
-    state.awaiting = Awaiting::Produce;
-    out.set_timer(Timer::RequestTimeout, ctx.timeout(&Timer::RequestTimeout));
+    state.in_flight = Some(leader_epoch);
 }
 
-/// The attempt failed (an error or no answer in time): ask who leads and try again, or give the
-/// batch up once its attempts are spent.
-fn retry<B: RecordBatch, L: ReplicaLog<Batch = B>>(
-    ctx: &Ctx,
+/// Counts a failed attempt; gives the batch up once its attempts are spent (and moves on).
+/// Returns whether the batch is to be tried again.
+fn fail_attempt<B: RecordBatch, L: ReplicaLog<Batch = B>>(
     config: &ProducerConfig<B>,
     state: &mut ProducerState,
     out: &mut Out<L>,
-) {
+) -> bool {
     state.attempt += 1;
-    if state.attempt >= config.attempts_max {
-        return next_batch(ctx, config, state, out);
+    if state.attempt < config.attempts_max {
+        return true;
     }
-    request_metadata(ctx, state, out);
+    next_batch(config, state, out);
+    false
 }
 
 fn next_batch<B: RecordBatch, L: ReplicaLog<Batch = B>>(
-    ctx: &Ctx,
     config: &ProducerConfig<B>,
     state: &mut ProducerState,
     out: &mut Out<L>,
 ) {
     state.next_batch += 1;
     state.attempt = 0;
-    if state.next_batch >= config.batches.len() {
-        state.awaiting = Awaiting::Nothing;
-        out.cancel_timer(Timer::RequestTimeout);
-    } else if state.leader.is_some() {
-        send_produce(ctx, config, state, out);
-    } else {
-        request_metadata(ctx, state, out);
+    if !is_done(config, state) && state.leader.is_some() {
+        send_produce(config, state, out);
     }
 }

@@ -1,0 +1,140 @@
+//! End-to-end tests of the `gregor` binary: exit codes, output, check files.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn gregor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(args)
+        .output()
+        .expect("gregor runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A small configuration that exhausts in seconds.
+const SMALL: [&str; 10] = [
+    "--records",
+    "1",
+    "--max-epoch",
+    "2",
+    "--max-partition-epoch",
+    "3",
+    "--max-registrations",
+    "0",
+    "--retries",
+    "0",
+];
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gregor-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn check_of_the_safe_protocol_exits_0_and_reports_every_property() {
+    let output = gregor(&[&["check"], &SMALL[..]].concat());
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    for line in [
+        "leader_in_isr: holds",
+        "acked_writes_survive: holds",
+        "hw_never_decreases: holds",
+        "record_committed: reached",
+        "consumer_read_record: reached",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("unique="), "totals line in\n{text}");
+}
+
+#[test]
+fn acks_1_violation_prints_a_numbered_counterexample_and_exits_1() {
+    let output = gregor(&[&["check", "--acks", "1", "--bfs"], &SMALL[..]].concat());
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("acked_writes_survive: VIOLATED"), "{text}");
+    assert!(text.contains("  1. "), "numbered steps in\n{text}");
+    assert!(
+        text.contains("elects broker"),
+        "plain-words election in\n{text}"
+    );
+}
+
+#[test]
+fn json_output_is_one_object_with_the_totals() {
+    let output = gregor(&[&["check", "--json"], &SMALL[..]].concat());
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(value["exhaustive"], true);
+    assert!(value["unique_states"].as_u64().unwrap() > 0);
+    let properties = value["properties"].as_array().unwrap();
+    assert!(properties
+        .iter()
+        .any(|p| p["name"] == "strong_isr" && p["outcome"] == "holds"));
+}
+
+#[test]
+fn bad_usage_exits_2_naming_the_flag() {
+    let output = gregor(&["check", "--acks", "2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--acks"), "{}", stderr(&output));
+
+    let output = gregor(&["check", "--min-isr", "4"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--min-isr"), "{}", stderr(&output));
+}
+
+#[test]
+fn check_files_are_compared_with_their_expectation() {
+    let dir = temp_dir("specs");
+    let small =
+        "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+    std::fs::write(
+        dir.join("a-safe.toml"),
+        format!("description = \"safe\"\nexpect = \"holds\"\n{small}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b-acks-1.toml"),
+        format!(
+            "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n{small}"
+        ),
+    )
+    .unwrap();
+    let output = gregor(&["check", dir.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("a-safe"), "{text}");
+    assert!(text.contains("violates acked_writes_survive"), "{text}");
+
+    // The same violation, expected not to happen, fails the run.
+    std::fs::write(
+        dir.join("b-acks-1.toml"),
+        format!("description = \"acks 1\"\nexpect = \"holds\"\nacks = \"1\"\n{small}"),
+    )
+    .unwrap();
+    let output = gregor(&["check", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).contains("NO"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_check_file_with_an_unknown_key_is_refused() {
+    let dir = temp_dir("bad-key");
+    std::fs::write(
+        dir.join("bad.toml"),
+        "description = \"x\"\nexpect = \"holds\"\nbrokerz = 3\n",
+    )
+    .unwrap();
+    let output = gregor(&["check", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("brokerz"), "{}", stderr(&output));
+}
