@@ -336,29 +336,56 @@ fn controller_refuses_an_alter_partition_with_a_stale_partition_epoch() {
     );
 }
 
+/// Broker `index` restarted with a log of (record, epoch) batches and a HW, then told by the
+/// controller to follow `leader` (or lead) in `epoch`.
+struct Restart {
+    variant: Variant,
+    index: usize,
+    log: &'static [(u8, u32)],
+    high_watermark: u64,
+}
+
+impl Restart {
+    fn then(self, decision: LeaderAndIsr) -> (ModelActor, ActorState<ModelLog>, Vec<Cmd>) {
+        let actor = actors(&config(self.variant)).swap_remove(self.index);
+        let mut log = ModelLog::open(&CrashKind::Process, None);
+        for (record, epoch) in self.log {
+            log.append(LeaderEpoch(*epoch), Record(*record));
+        }
+        let saved = Storage::Broker(BrokerStorage {
+            leader_epoch: log.last_epoch().unwrap_or_default(),
+            log: log.durable(),
+            high_watermark: Offset(self.high_watermark),
+            high_watermark_lowered: false,
+            broker_epoch: 0,
+        });
+        let id = Id::from(self.index);
+        let restarted = actor.on_start(id, &Some(saved), &mut Out::new());
+        let (state, commands) = deliver(
+            &actor,
+            self.index,
+            &restarted,
+            0,
+            Msg::LeaderAndIsr(decision),
+        );
+        (actor, state, commands)
+    }
+}
+
 /// A follower whose log is [1@e1, 2@e2] and which is told to follow broker 3 in epoch 3.
 fn follower_with_divergent_tail(variant: Variant) -> (ModelActor, ActorState<ModelLog>, Vec<Cmd>) {
-    let config = config(variant);
-    let actor = actors(&config).swap_remove(2);
-    let mut log = ModelLog::open(&CrashKind::Process, None);
-    log.append(LeaderEpoch(1), Record(1));
-    log.append(LeaderEpoch(2), Record(2));
-    let saved = Storage::Broker(BrokerStorage {
-        log: log.durable(),
-        high_watermark: Offset(1),
-        leader_epoch: LeaderEpoch(2),
-        high_watermark_lowered: false,
-        broker_epoch: 0,
-    });
-    let restarted = actor.on_start(Id::from(2), &Some(saved), &mut Out::new());
-    let decision = Msg::LeaderAndIsr(LeaderAndIsr {
+    let restart = Restart {
+        variant,
+        index: 2,
+        log: &[(1, 1), (2, 2)],
+        high_watermark: 1,
+    };
+    restart.then(LeaderAndIsr {
         leader: Some(BrokerId(3)),
         leader_epoch: LeaderEpoch(3),
         isr: isr(&[2, 3]),
         partition_epoch: PartitionEpoch(4),
-    });
-    let (state, commands) = deliver(&actor, 2, &restarted, 0, decision);
-    (actor, state, commands)
+    })
 }
 
 #[test]
@@ -405,26 +432,18 @@ fn kip279_follower_asks_again_until_its_log_ends_in_an_epoch_the_leader_knows() 
 
 #[test]
 fn kip101_leader_answers_with_the_next_epochs_start_even_for_an_epoch_it_never_had() {
-    let config = config(Variant::Kip101);
-    let actor = actors(&config).swap_remove(1);
-    let mut log = ModelLog::open(&CrashKind::Process, None);
-    log.append(LeaderEpoch(1), Record(1));
-    log.append(LeaderEpoch(3), Record(3));
-    let saved = Storage::Broker(BrokerStorage {
-        log: log.durable(),
-        high_watermark: Offset(0),
-        leader_epoch: LeaderEpoch(3),
-        high_watermark_lowered: false,
-        broker_epoch: 0,
-    });
-    let restarted = actor.on_start(Id::from(1), &Some(saved), &mut Out::new());
-    let decision = Msg::LeaderAndIsr(LeaderAndIsr {
+    let restart = Restart {
+        variant: Variant::Kip101,
+        index: 1,
+        log: &[(1, 1), (3, 3)],
+        high_watermark: 0,
+    };
+    let (actor, leader, _) = restart.then(LeaderAndIsr {
         leader: Some(BrokerId(1)),
         leader_epoch: LeaderEpoch(4),
         isr: isr(&[1, 2]),
         partition_epoch: PartitionEpoch(5),
     });
-    let (leader, _) = deliver(&actor, 1, &restarted, 0, decision);
     let question = Msg::OffsetForLeaderEpoch {
         current_leader_epoch: None,
         leader_epoch: LeaderEpoch(2),
