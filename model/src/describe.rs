@@ -225,18 +225,6 @@ fn format_entry(entry: &LogEntry<Record>) -> String {
     format!("{}@e{}", entry.batch.0, entry.leader_epoch)
 }
 
-fn error_name(error: ErrorCode) -> &'static str {
-    match error {
-        ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
-        ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
-        ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
-        ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-        ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
-        ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
-        ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
-    }
-}
-
 fn leader_and_isr(decision: &LeaderAndIsr) -> String {
     let leader = match decision.leader {
         Some(leader) => format!("leader {leader}"),
@@ -262,7 +250,7 @@ fn fetch(request: &FetchRequest) -> String {
 
 fn fetch_response(response: &FetchResponse<Record>) -> String {
     match response.error {
-        Some(error) => format!("FetchResponse({})", error_name(error)),
+        Some(error) => format!("FetchResponse({})", error.name()),
         None => format!(
             "FetchResponse({}, HW {}, epoch {})",
             format_log(&response.batches),
@@ -282,7 +270,7 @@ fn epoch_end_offset(answer: &Result<EpochEndOffset, ErrorCode>) -> String {
             leader_epoch: None,
             end_offset,
         }) => format!("no such epoch, log starts at {end_offset}"),
-        Err(error) => error_name(*error).to_string(),
+        Err(error) => error.name().to_string(),
     }
 }
 
@@ -310,7 +298,7 @@ pub fn message(msg: &Msg<Record>) -> String {
                 format_isr(&decision.isr),
                 decision.partition_epoch
             ),
-            Err(error) => format!("AlterPartitionResponse({})", error_name(*error)),
+            Err(error) => format!("AlterPartitionResponse({})", error.name()),
         },
         Msg::OffsetForLeaderEpoch {
             current_leader_epoch,
@@ -336,7 +324,7 @@ pub fn message(msg: &Msg<Record>) -> String {
         }
         Msg::ProduceResponse { result, .. } => match result {
             Ok(offset) => format!("ProduceResponse(written at offset {offset})"),
-            Err(error) => format!("ProduceResponse({})", error_name(*error)),
+            Err(error) => format!("ProduceResponse({})", error.name()),
         },
         Msg::Metadata {
             leader,

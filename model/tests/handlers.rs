@@ -126,17 +126,22 @@ fn first_boot_followers_fetch_from_broker_1() {
     );
 }
 
-#[test]
-fn leader_appends_acks_all_produce_and_waits_for_the_high_watermark() {
-    let config = config(Variant::Kip320);
-    let actors = actors(&config);
+/// Broker 1, leading epoch 1 at first boot, handles the producer's record 1 with acks=all.
+fn produce_to_first_leader(actors: &[ModelActor]) -> (ActorState<ModelLog>, Vec<Cmd>) {
     let leader = started(&actors[1], 1);
     let produce = Msg::Produce {
         sequence: 0,
         acks: Acks::All,
         batch: Record(1),
     };
-    let (next, commands) = deliver(&actors[1], 1, &leader, 4, produce);
+    deliver(&actors[1], 1, &leader, 4, produce)
+}
+
+#[test]
+fn leader_appends_acks_all_produce_and_waits_for_the_high_watermark() {
+    let config = config(Variant::Kip320);
+    let actors = actors(&config);
+    let (next, commands) = produce_to_first_leader(&actors);
     assert_eq!(
         commands,
         vec![
@@ -154,13 +159,7 @@ fn leader_appends_acks_all_produce_and_waits_for_the_high_watermark() {
 fn follower_fetches_advance_the_high_watermark_and_answer_the_producer() {
     let config = config(Variant::Kip320);
     let actors = actors(&config);
-    let leader = started(&actors[1], 1);
-    let produce = Msg::Produce {
-        sequence: 0,
-        acks: Acks::All,
-        batch: Record(1),
-    };
-    let (leader, _) = deliver(&actors[1], 1, &leader, 4, produce);
+    let (leader, _) = produce_to_first_leader(&actors);
     let fetch = |replica: u32| {
         Msg::Fetch(FetchRequest {
             replica: Some(BrokerId(replica)),
