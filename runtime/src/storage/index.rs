@@ -79,7 +79,8 @@ impl<E: Entry> IndexFile<E> {
         }
     }
 
-    /// The entries the file holds: `None` when it is missing or not a whole number of entries.
+    /// The entries the file holds, and whether it was whole; a missing file, or one that is
+    /// not a whole number of entries, gives an empty index and `false`.
     pub fn load(path: PathBuf) -> std::io::Result<(IndexFile<E>, bool)> {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,

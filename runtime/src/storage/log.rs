@@ -110,7 +110,19 @@ impl PartitionLog {
             let mut segment = Segment::open(&self.path, base).map_err(io(&self.path))?;
             let log_path = segment.log_path().to_path_buf();
             if let Some(previous) = self.segments.last() {
-                if previous.next_offset() != base {
+                let end = previous.next_offset();
+                if end != base && end >= self.recovery_point {
+                    // The segment before lost its unflushed tail: what follows goes with it.
+                    tracing::warn!(
+                        "{}: starts at offset {base} but the log now ends at {end}; \
+                         dropping it and the segments after it (unflushed)",
+                        log_path.display()
+                    );
+                    drop(segment);
+                    cut_at = Some(i);
+                    break;
+                }
+                if end != base {
                     return Err(StorageError::Layout {
                         path: log_path,
                         why: format!(
@@ -251,7 +263,8 @@ impl PartitionLog {
         true
     }
 
-    /// Drops epochs that end before the log start; the first kept starts at the log start.
+    /// Drops epochs that end before the log start; the first kept starts at the log start
+    /// (Kafka's `truncateFromStart`), unless that is the end of an empty log.
     fn clamp_epochs_to_log_start(&mut self) {
         let start = Offset(self.log_start_offset);
         let first_kept = self
@@ -262,6 +275,8 @@ impl PartitionLog {
         if let Some(first) = self.epochs.first_mut() {
             first.start_offset = first.start_offset.max(start);
         }
+        let end = Offset(self.log_end_offset());
+        self.epochs.retain(|e| e.start_offset < end);
     }
 
     fn epoch_lines(&self) -> Vec<String> {

@@ -49,6 +49,8 @@ pub struct Segment {
     /// The first batch's max timestamp, which `segment.ms` counts from (Kafka's
     /// `rollingBasedTimestamp`).
     first_timestamp: Option<i64>,
+    /// Both index files were found whole when the segment was opened.
+    indexes_whole: bool,
 }
 
 fn open_files(path: &Path, create: bool) -> std::io::Result<(File, File)> {
@@ -80,6 +82,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_timestamp: None,
+            indexes_whole: true,
         })
     }
 
@@ -87,10 +90,11 @@ impl Segment {
     /// [`Segment::recover`].
     pub fn open(dir: &Path, base_offset: u64) -> std::io::Result<Segment> {
         let log_path = file_name(dir, base_offset, "log");
-        let (writer, reader) = open_files(&log_path, false)?;
-        let size = writer.metadata()?.len();
-        let (index, _) = IndexFile::load(file_name(dir, base_offset, "index"))?;
-        let (time_index, _) = IndexFile::load(file_name(dir, base_offset, "timeindex"))?;
+        let (mut writer, reader) = open_files(&log_path, false)?;
+        let size = writer.seek(SeekFrom::End(0))?;
+        let (index, index_whole) = IndexFile::load(file_name(dir, base_offset, "index"))?;
+        let (time_index, time_index_whole) =
+            IndexFile::load(file_name(dir, base_offset, "timeindex"))?;
         Ok(Segment {
             base_offset,
             log_path,
@@ -105,6 +109,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             first_timestamp: None,
+            indexes_whole: size == 0 || (index_whole && time_index_whole),
         })
     }
 
@@ -486,7 +491,7 @@ impl Segment {
     /// Whether the offset index is sorted, points inside the file, and its last entry names
     /// the batch found there.
     fn index_agrees(&self) -> std::io::Result<bool> {
-        if !self.index.path().exists() && self.size > 0 {
+        if !self.indexes_whole {
             return Ok(false);
         }
         let entries = self.index.entries();
