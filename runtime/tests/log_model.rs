@@ -310,7 +310,7 @@ fn open(dir: &Path, clock: &ManualClock) -> PartitionLog {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn disk_log_agrees_with_the_model_log(ops in proptest::collection::vec(op(), 1..80)) {

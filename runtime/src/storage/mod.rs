@@ -17,7 +17,7 @@ pub mod testing;
 pub use batch::{BatchError, BatchHeader, KafkaBatch};
 pub use data_dir::{DataDir, PartitionOffsets};
 pub use log::{DurableLength, PartitionLog};
-pub use replica::DiskLog;
+pub use replica::{DiskDurable, DiskLog};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
