@@ -256,3 +256,19 @@ fn bad_configurations_and_names_are_refused() {
         Some(TopicPartition::new("my-topic", 12).unwrap())
     );
 }
+
+#[test]
+fn the_data_folder_checkpoints_high_watermarks_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let orders = tp();
+    let payments = TopicPartition::new("payments", 3).unwrap();
+    data.set_high_watermark(&orders, 17);
+    data.set_high_watermark(&payments, 4);
+    data.checkpoint_high_watermarks().unwrap();
+    let text = fs::read_to_string(dir.path().join("replication-offset-checkpoint")).unwrap();
+    assert_eq!(text, "0\n2\norders 0 17\npayments 3 4\n");
+    let reopened = DataDir::open(dir.path()).unwrap();
+    assert_eq!(reopened.offsets(&payments).high_watermark, Some(4));
+    assert_eq!(reopened.offsets(&orders).high_watermark, Some(17));
+}
