@@ -7,7 +7,7 @@
 //! The model's log has no retention, so the runner keeps the log start offset the disk log
 //! reports and compares from there; proptest prints the failing operations and shrinks them.
 
-use gregor_model::log::{EpochEntry, MemoryLog, RecordBatch, ReplicaLog};
+use gregor_model::log::{EpochEntry, LogEntry, MemoryLog, RecordBatch, ReplicaLog};
 use gregor_model::types::{CrashKind, LeaderEpoch, Offset};
 use gregor_runtime::storage::testing::batch;
 use gregor_runtime::storage::{
@@ -71,6 +71,8 @@ fn config() -> LogConfig {
         index_interval_bytes: 200,
         retention_ms: None,
         retention_bytes: Some(2500),
+        // Smaller than some segments: reads stop at the byte limit, mid-segment too.
+        read_bytes_max: 700,
         ..LogConfig::default()
     }
 }
@@ -154,9 +156,20 @@ impl Runner {
                 batches_max,
             } => {
                 let (from, until) = (self.between(from), self.between(until));
+                // The disk log may stop early at its byte limit, but returns a prefix of the
+                // model's answer, and never nothing when there is something.
                 let disk = self.disk().read(from, until, batches_max).unwrap();
                 let memory = self.memory.read(Offset(from), Offset(until), batches_max);
-                prop_assert_eq!(disk, memory, "read({}, {}, {})", from, until, batches_max);
+                prop_assert!(
+                    memory.starts_with(&disk),
+                    "read({}, {}, {}): {:?} vs {:?}",
+                    from,
+                    until,
+                    batches_max,
+                    disk,
+                    memory
+                );
+                prop_assert_eq!(disk.is_empty(), memory.is_empty());
             }
             Op::Truncate { to } => {
                 let to = self.between(to);
@@ -273,7 +286,19 @@ impl Runner {
         prop_assert_eq!(disk.log_end_offset(), end);
         let expected_epochs = clamp(self.memory.epoch_entries(), start, end);
         prop_assert_eq!(disk.epoch_entries(), &expected_epochs[..]);
-        let all = disk.read(start, end, usize::MAX).unwrap();
+        let mut all = Vec::new();
+        while all
+            .last()
+            .map_or(start, |e: &LogEntry<KafkaBatch>| e.next_offset().0)
+            < end
+        {
+            let from = all
+                .last()
+                .map_or(start, |e: &LogEntry<KafkaBatch>| e.next_offset().0);
+            let read = disk.read(from, end, usize::MAX).unwrap();
+            prop_assert!(!read.is_empty(), "read({}, {}) returned nothing", from, end);
+            all.extend(read);
+        }
         let count: u64 = all.iter().map(|e| e.batch.record_count()).sum();
         prop_assert_eq!(count, end.saturating_sub(start));
         prop_assert_eq!(

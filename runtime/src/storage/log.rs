@@ -499,8 +499,9 @@ impl PartitionLog {
                 })?;
             bytes_left = bytes_left.saturating_sub(taken.bytes);
             offset = taken.next_offset;
-            if entries.len() == batches_max || taken.stopped || taken.bytes == 0 || bytes_left == 0
-            {
+            // Go on to the next segment only after taking this one to its end.
+            let segment_left = position + taken.bytes < segment.size();
+            if entries.len() == batches_max || taken.stopped || taken.bytes == 0 || segment_left {
                 break;
             }
         }

@@ -6,7 +6,7 @@ use super::batch::{BatchHeader, KafkaBatch, HEADER_BYTES};
 use super::index::{IndexFile, OffsetEntry, TimeEntry};
 use bytes::Bytes;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ pub struct Segment {
     log_path: PathBuf,
     /// Appends go through this handle's cursor, always at `size`.
     writer: File,
-    /// Reads seek this handle.
+    /// Reads are positioned reads on this handle.
     reader: File,
     size: u64,
     next_offset: u64,
@@ -228,20 +228,29 @@ impl Segment {
         Ok(None)
     }
 
-    /// `len` bytes from `position` (fewer at the end), in one read that does not zero its
-    /// buffer first.
+    /// `len` bytes from `position` (fewer at the end), in one positioned read straight into
+    /// the buffer's unfilled space (no zeroing first, no shared file cursor).
     pub fn read(&self, position: u64, len: u64) -> std::io::Result<Bytes> {
-        let len = len.min(self.size.saturating_sub(position));
-        let mut buf = Vec::with_capacity(len as usize);
-        let mut reader = &self.reader;
-        reader.seek(SeekFrom::Start(position))?;
-        reader.take(len).read_to_end(&mut buf)?;
-        if (buf.len() as u64) < len {
-            return Err(std::io::Error::new(
-                ErrorKind::UnexpectedEof,
-                format!("{} ends early", self.log_path.display()),
-            ));
+        let len = len.min(self.size.saturating_sub(position)) as usize;
+        if len == 0 {
+            return Ok(Bytes::new());
         }
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match rustix::io::pread(&self.reader, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("{} ends early", self.log_path.display()),
+                    ))
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        buf.truncate(len);
         Ok(Bytes::from(buf))
     }
 
