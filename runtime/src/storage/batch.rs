@@ -92,6 +92,18 @@ impl BatchHeader {
         })
     }
 
+    /// Checks the CRC-32C of `batch`, the whole batch this header was parsed from.
+    pub fn verify_crc(&self, batch: &[u8]) -> Result<(), BatchError> {
+        let computed = crc32c::crc32c(&batch[ATTRIBUTES..]);
+        if self.crc != computed {
+            return Err(BatchError::Crc {
+                stored: self.crc,
+                computed,
+            });
+        }
+        Ok(())
+    }
+
     /// How many offsets the batch occupies.
     pub fn record_count(&self) -> u64 {
         u64::from(self.last_offset_delta) + 1
@@ -124,12 +136,7 @@ impl KafkaBatch {
 
     /// Checks the CRC-32C over `attributes` to the end, as a consumer (or recovery) does.
     pub fn verify_crc(&self) -> Result<(), BatchError> {
-        let stored = self.header().crc;
-        let computed = crc32c::crc32c(&self.0[ATTRIBUTES..]);
-        if stored != computed {
-            return Err(BatchError::Crc { stored, computed });
-        }
-        Ok(())
+        self.header().verify_crc(&self.0)
     }
 
     pub fn bytes(&self) -> &Bytes {

@@ -412,9 +412,7 @@ impl Segment {
             if verify_crc {
                 buf.resize(header.total_bytes as usize, 0);
                 self.reader.read_exact_at(&mut buf, position)?;
-                let batch = KafkaBatch::new(Bytes::copy_from_slice(&buf))
-                    .and_then(|b| b.verify_crc().map(|_| b));
-                if let Err(e) = batch {
+                if let Err(e) = header.verify_crc(&buf) {
                     scan.problem = Some((position, e.to_string()));
                     break;
                 }
