@@ -343,6 +343,12 @@ impl PartitionLog {
         self.segments.last().expect("a log always has a segment")
     }
 
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has a segment")
+    }
+
     fn check_usable(&self) -> Result<(), StorageError> {
         match &self.failure {
             Some(first) => Err(StorageError::Failed {
@@ -403,10 +409,7 @@ impl PartitionLog {
         }
         let prefix = batch.stamped_prefix(Offset(base_offset), leader_epoch);
         let interval = self.config.index_interval_bytes;
-        let active = self
-            .segments
-            .last_mut()
-            .expect("a log always has a segment");
+        let active = self.active_mut();
         active
             .append(&prefix, batch, base_offset, interval)
             .map_err(|e| StorageError::io(active.log_path(), e))?;
@@ -706,10 +709,7 @@ impl PartitionLog {
     /// A clean shutdown: flushes, writes the indexes and the folder's checkpoints.
     pub fn close(mut self) -> Result<(), StorageError> {
         self.flush()?;
-        let active = self
-            .segments
-            .last_mut()
-            .expect("a log always has a segment");
+        let active = self.active_mut();
         active
             .write_indexes(true)
             .map_err(|e| StorageError::io(active.log_path(), e))?;
