@@ -2,10 +2,11 @@
 //! second, then one line per property, counterexamples as numbered protocol steps, and totals.
 
 use crate::flags::RunFlags;
+use crate::shorten::shorten;
 use gregor_model::describe::describe_path;
 use gregor_model::model::{CheckConfig, Model, ALWAYS};
 use serde::Serialize;
-use stateright::{Checker, HasDiscoveries, Model as _};
+use stateright::{Checker, HasDiscoveries, Model as _, UniformChooser};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -94,7 +95,18 @@ pub fn run_check(
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([name])));
     }
     let started = Instant::now();
-    let (search, report) = if run.bfs {
+    let (search, report) = if let Some(seed) = run.simulate {
+        (
+            "simulation",
+            wait(
+                builder.spawn_simulation(seed, UniformChooser),
+                &config,
+                started,
+                run,
+                stop_at,
+            ),
+        )
+    } else if run.bfs {
         (
             "bfs",
             wait(builder.spawn_bfs(), &config, started, run, stop_at),
@@ -139,18 +151,25 @@ fn wait(
         .timeout
         .is_some_and(|limit| seconds >= limit as f64 - 0.5);
     // The search ends early on a timeout, when every property has a discovery, or when the
-    // one property asked for has one; otherwise the space was exhausted.
+    // one property asked for has one; otherwise the space was exhausted. Random walks never
+    // exhaust it.
     let all_found = discoveries.len() == model.properties().len();
     let answered = stop_at.is_some_and(|name| discoveries.contains_key(name));
-    let exhaustive = !timed_out && !all_found && !answered;
+    let exhaustive = !timed_out && !all_found && !answered && run.simulate.is_none();
     let properties = model
         .properties()
         .iter()
         .map(|property| {
             let always = ALWAYS.contains(&property.name);
-            let steps = discoveries
-                .get(property.name)
-                .map(|path| describe_path(config, &path.clone().into_vec()));
+            let steps = discoveries.get(property.name).map(|path| {
+                let path = path.clone().into_vec();
+                // Breadth-first paths are already the shortest.
+                let path = match run.bfs {
+                    true => path,
+                    false => shorten(model, property, path),
+                };
+                describe_path(config, &path)
+            });
             let outcome = match (always, steps) {
                 (true, Some(steps)) => Outcome::Violated { steps },
                 (false, Some(steps)) => Outcome::Reached { steps },
@@ -175,6 +194,18 @@ fn wait(
         depth: checker.max_depth(),
         seconds,
         states_per_second: checker.state_count() as f64 / seconds.max(1e-9),
+    }
+}
+
+/// Prints one property's counterexample, as `print_report` does.
+pub fn print_violation(report: &Report, name: &str) {
+    for property in report.properties.iter().filter(|p| p.name == name) {
+        if let Outcome::Violated { steps } = &property.outcome {
+            println!("{}: VIOLATED", property.name);
+            for (index, step) in steps.iter().enumerate() {
+                println!("  {}. {step}", index + 1);
+            }
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub struct CheckFlags {
     /// The producer's retries per record [default: 1]
     #[arg(long)]
     pub retries: Option<u8>,
+    /// Consumers reading committed records: 1, or 0 to leave the consumer out [default: 1]
+    #[arg(long)]
+    pub consumers: Option<u8>,
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -68,11 +71,15 @@ pub struct RunFlags {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Breadth-first search: shortest counterexamples, but keeps every state in memory
-    #[arg(long, conflicts_with = "dfs")]
+    #[arg(long, conflicts_with_all = ["dfs", "simulate"])]
     pub bfs: bool,
     /// Depth-first search with fingerprints (the default): little memory
-    #[arg(long)]
+    #[arg(long, conflicts_with = "simulate")]
     pub dfs: bool,
+    /// Random walks from the initial state, seeded with SEED, instead of an exhaustive search:
+    /// finds violations too deep for the exhaustive searches but never proves a property holds
+    #[arg(long, value_name = "SEED")]
+    pub simulate: Option<u64>,
     /// Give up after this many seconds (the result is then incomplete)
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -144,6 +151,7 @@ impl CheckFlags {
             lossy,
             zombies,
             retries,
+            consumers,
         } = self;
         brokers.is_some()
             || records.is_some()
@@ -161,6 +169,7 @@ impl CheckFlags {
             || *lossy
             || *zombies
             || retries.is_some()
+            || consumers.is_some()
     }
 
     /// The configuration: the defaults with these flags applied, validated.
@@ -226,6 +235,9 @@ impl CheckFlags {
         if let Some(retries) = self.retries {
             config.attempts_max = retries.checked_add(1).ok_or("--retries: at most 254")?;
         }
+        if let Some(consumers) = self.consumers {
+            config.consumers = consumers;
+        }
         validate(&config)?;
         Ok(config)
     }
@@ -249,6 +261,9 @@ fn validate(config: &CheckConfig) -> Result<(), String> {
             "--crashes {}: at most --brokers ({})",
             config.crashes, config.brokers
         ));
+    }
+    if config.consumers > 1 {
+        return Err(format!("--consumers {}: 0 or 1", config.consumers));
     }
     if config.max_epoch < 1 {
         return Err("--max-epoch 0: at least 1 (the first leader's epoch)".to_string());

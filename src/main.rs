@@ -6,6 +6,7 @@
 
 mod check;
 mod flags;
+mod shorten;
 mod specs;
 
 use clap::{Parser, Subcommand};

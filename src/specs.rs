@@ -5,6 +5,8 @@
 //! expect = "holds"               # or the name of the property the check must violate
 //!                                # (searched breadth-first: the shortest counterexample)
 //! brokers = 3                    # any `gregor check` flag, by its long name
+//! simulate = 1                   # optional: look for the violation by random walks, seeded
+//! timeout = 600                  # optional: give up after this many seconds
 //! ```
 
 use crate::check::{run_check, Report};
@@ -17,6 +19,11 @@ struct CheckFile {
     path: PathBuf,
     description: String,
     expect: String,
+    /// `simulate = SEED`: look for the violation by seeded random walks (a space too large to
+    /// search breadth-first within CI's time).
+    simulate: Option<u64>,
+    /// `timeout = SECS`: give up after this long (the command line's `--timeout` wins).
+    timeout: Option<u64>,
     flags: CheckFlags,
 }
 
@@ -50,8 +57,14 @@ pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
         let stop_at = ALWAYS.iter().copied().find(|name| *name == check.expect);
         // A violation is looked for breadth-first, for the shortest counterexample, unless
         // --dfs is given; `holds` needs the whole space, which DFS covers in little memory.
+        let simulate = run
+            .simulate
+            .or(check.simulate)
+            .filter(|_| !run.bfs && !run.dfs);
         let search = RunFlags {
-            bfs: run.bfs || (stop_at.is_some() && !run.dfs),
+            bfs: run.bfs || (stop_at.is_some() && !run.dfs && simulate.is_none()),
+            simulate,
+            timeout: run.timeout.or(check.timeout),
             ..run.clone()
         };
         let report = run_check(config, &search, stop_at)?;
@@ -79,6 +92,10 @@ pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
         );
     }
     for (check, report, _, matched) in &rows {
+        if *matched && check.expect != "holds" {
+            println!("\n{} found, as expected:", check.path.display());
+            crate::check::print_violation(report, &check.expect);
+        }
         if !matched {
             println!("\n{} did not meet its expectation:", check.path.display());
             crate::check::print_report(report);
@@ -131,6 +148,21 @@ fn parse(path: &Path) -> anyhow::Result<CheckFile> {
             ALWAYS.join(", ")
         );
     }
+    let mut take_number = |key: &str| -> anyhow::Result<Option<u64>> {
+        match table.remove(key) {
+            Some(toml::Value::Integer(value)) if value >= 0 => Ok(Some(value as u64)),
+            Some(_) => bail!("{}: `{key}` must be a number >= 0", path.display()),
+            None => Ok(None),
+        }
+    };
+    let simulate = take_number("simulate")?;
+    let timeout = take_number("timeout")?;
+    if simulate.is_some() && expect == "holds" {
+        bail!(
+            "{}: `simulate` finds violations but cannot show that a configuration holds",
+            path.display()
+        );
+    }
     let flags: CheckFlags = toml::Value::Table(table)
         .try_into()
         .with_context(|| format!("{}: bad configuration key", path.display()))?;
@@ -138,6 +170,8 @@ fn parse(path: &Path) -> anyhow::Result<CheckFile> {
         path: path.to_path_buf(),
         description,
         expect,
+        simulate,
+        timeout,
         flags,
     })
 }

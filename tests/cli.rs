@@ -138,3 +138,49 @@ fn a_check_file_with_an_unknown_key_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("brokerz"), "{}", stderr(&output));
 }
+
+#[test]
+fn random_walks_find_a_violation_and_never_claim_a_property_holds() {
+    let output = gregor(
+        &[
+            &["check", "--acks", "1", "--simulate", "7", "--timeout", "60"],
+            &SMALL[..],
+        ]
+        .concat(),
+    );
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("acked_writes_survive: VIOLATED"), "{text}");
+    assert!(text.contains("  1. "), "numbered steps in\n{text}");
+    assert!(!text.contains(": holds"), "{text}");
+    assert!(text.contains("(search incomplete)"), "{text}");
+}
+
+#[test]
+fn a_check_file_may_ask_for_random_walks_only_to_find_a_violation() {
+    let dir = temp_dir("simulate");
+    let small =
+        "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+    std::fs::write(
+        dir.join("acks-1.toml"),
+        format!(
+            "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n\
+             simulate = 3\ntimeout = 60\n{small}"
+        ),
+    )
+    .unwrap();
+    let output = gregor(&["check", dir.to_str().unwrap()]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("violates acked_writes_survive"), "{text}");
+    assert!(text.contains("found, as expected"), "{text}");
+
+    std::fs::write(
+        dir.join("acks-1.toml"),
+        format!("description = \"safe\"\nexpect = \"holds\"\nsimulate = 3\n{small}"),
+    )
+    .unwrap();
+    let output = gregor(&["check", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("simulate"), "{}", stderr(&output));
+}

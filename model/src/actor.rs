@@ -50,6 +50,9 @@ impl Default for Timeouts {
 pub struct Ctx {
     pub protocol: ProtocolConfig,
     pub timeouts: Timeouts,
+    /// Whether the consumer actor exists (a check may leave it out; the controller then tells
+    /// only the producer of leader changes).
+    pub consumer: bool,
 }
 
 impl Ctx {
@@ -57,6 +60,7 @@ impl Ctx {
         Ctx {
             protocol,
             timeouts: Timeouts::default(),
+            consumer: true,
         }
     }
 

@@ -307,7 +307,9 @@ fn announce<L: ReplicaLog>(
             leader_epoch: now.leader_epoch,
         };
         out.send(ctx.producer_actor_id(), metadata.clone());
-        out.send(ctx.consumer_actor_id(), metadata);
+        if ctx.consumer {
+            out.send(ctx.consumer_actor_id(), metadata);
+        }
     } else if let Some(leader) = now.leader {
         out.send(Ctx::broker_actor_id(leader), message);
     }

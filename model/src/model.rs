@@ -1,5 +1,5 @@
-//! The checked system: a controller, `brokers` brokers, one producer and one consumer over a
-//! network, with the bounds that keep the state space finite, and the properties that
+//! The checked system: a controller, `brokers` brokers, one producer and (unless left out) one
+//! consumer over a network, with the bounds that keep the state space finite, and the properties that
 //! `specs/protocol.md` defines word for word (section "Properties").
 
 use crate::actor::{ActorState, Ctx, GregorActor, Storage};
@@ -55,6 +55,9 @@ pub struct CheckConfig {
     pub zombies: bool,
     /// The producer's attempts per record, the first included.
     pub attempts_max: u8,
+    /// Consumers: 1, or 0 to leave the consumer out (a smaller state space for checks that
+    /// are about the replicas' logs only).
+    pub consumers: u8,
 }
 
 impl Default for CheckConfig {
@@ -78,6 +81,7 @@ impl Default for CheckConfig {
             lossy: false,
             zombies: false,
             attempts_max: 2,
+            consumers: 1,
         }
     }
 }
@@ -116,13 +120,19 @@ impl CheckConfig {
         if self.acks != Acks::None {
             names.push("record_acked");
         }
-        names.extend(["leader_changed", "isr_shrunk", "consumer_read_record"]);
+        names.extend(["leader_changed", "isr_shrunk"]);
+        if self.consumers > 0 {
+            names.push("consumer_read_record");
+        }
         names
     }
 
     /// Builds the model: actors, network, crashes, bounds and properties.
     pub fn into_model(self) -> Model {
-        let ctx = Ctx::new(self.protocol());
+        let ctx = Ctx {
+            consumer: self.consumers > 0,
+            ..Ctx::new(self.protocol())
+        };
         let mut actors = vec![GregorActor::Controller(ctx.clone())];
         for id in ctx.protocol.replicas() {
             actors.push(GregorActor::Broker {
@@ -139,7 +149,9 @@ impl CheckConfig {
                 attempts_max: self.attempts_max,
             },
         });
-        actors.push(GregorActor::Consumer(ctx));
+        if ctx.consumer {
+            actors.push(GregorActor::Consumer(ctx));
+        }
         let network = match self.network {
             NetworkKind::Ordered => Network::new_ordered([]),
             NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),
@@ -260,15 +272,12 @@ pub fn producer(state: &ModelState) -> &ProducerState {
         .expect("a producer")
 }
 
-pub fn consumer(state: &ModelState) -> &ConsumerState<Record> {
-    state
-        .actor_states
-        .iter()
-        .find_map(|actor| match &**actor {
-            ActorState::Consumer(consumer) => Some(consumer),
-            _ => None,
-        })
-        .expect("a consumer")
+/// The consumer, unless the configuration leaves it out.
+pub fn consumer(state: &ModelState) -> Option<&ConsumerState<Record>> {
+    state.actor_states.iter().find_map(|actor| match &**actor {
+        ActorState::Consumer(consumer) => Some(consumer),
+        _ => None,
+    })
 }
 
 /// The broker the controller names as leader, if it is up.
@@ -335,7 +344,10 @@ pub fn consistent_read(_: &Model, state: &ModelState) -> bool {
     let Some(leader) = current_leader(state) else {
         return true;
     };
-    consumer(state).read.iter().all(|read| {
+    let Some(consumer) = consumer(state) else {
+        return true;
+    };
+    consumer.read.iter().all(|read| {
         leader
             .log
             .entry_at(read.base_offset)
@@ -383,5 +395,5 @@ pub fn isr_shrunk(model: &Model, state: &ModelState) -> bool {
 
 /// The consumer read a record.
 pub fn consumer_read_record(_: &Model, state: &ModelState) -> bool {
-    !consumer(state).read.is_empty()
+    consumer(state).is_some_and(|consumer| !consumer.read.is_empty())
 }
