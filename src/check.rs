@@ -199,13 +199,18 @@ fn wait(
 
 /// Prints one property's counterexample, as `print_report` does.
 pub fn print_violation(report: &Report, name: &str) {
+    let mut out = std::io::stdout().lock();
     for property in report.properties.iter().filter(|p| p.name == name) {
         if let Outcome::Violated { steps } = &property.outcome {
-            println!("{}: VIOLATED", property.name);
-            for (index, step) in steps.iter().enumerate() {
-                println!("  {}. {step}", index + 1);
-            }
+            write_violation(&mut out, property.name, steps);
         }
+    }
+}
+
+fn write_violation(out: &mut impl Write, name: &str, steps: &[String]) {
+    let _ = writeln!(out, "{name}: VIOLATED");
+    for (index, step) in steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {step}", index + 1);
     }
 }
 
@@ -218,10 +223,7 @@ pub fn print_report(report: &Report) {
             Outcome::NotReached => writeln!(out, "{}: not reached", property.name),
             Outcome::Undecided => writeln!(out, "{}: undecided (search incomplete)", property.name),
             Outcome::Violated { steps } => {
-                let _ = writeln!(out, "{}: VIOLATED", property.name);
-                for (index, step) in steps.iter().enumerate() {
-                    let _ = writeln!(out, "  {}. {step}", index + 1);
-                }
+                write_violation(&mut out, property.name, steps);
                 Ok(())
             }
         };

@@ -56,11 +56,12 @@ pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
         eprintln!("checking {}: {}", check.path.display(), check.description);
         let stop_at = ALWAYS.iter().copied().find(|name| *name == check.expect);
         // A violation is looked for breadth-first, for the shortest counterexample, unless
-        // --dfs is given; `holds` needs the whole space, which DFS covers in little memory.
+        // --dfs or random walks are asked for; `holds` needs the whole space, which DFS covers
+        // in little memory (random walks cannot show it).
         let simulate = run
             .simulate
             .or(check.simulate)
-            .filter(|_| !run.bfs && !run.dfs);
+            .filter(|_| stop_at.is_some() && !run.bfs && !run.dfs);
         let search = RunFlags {
             bfs: run.bfs || (stop_at.is_some() && !run.dfs && simulate.is_none()),
             simulate,
