@@ -32,6 +32,10 @@ const SMALL: [&str; 10] = [
     "0",
 ];
 
+/// `SMALL` as check-file lines.
+const SMALL_TOML: &str =
+    "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gregor-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -95,8 +99,7 @@ fn bad_usage_exits_2_naming_the_flag() {
 #[test]
 fn check_files_are_compared_with_their_expectation() {
     let dir = temp_dir("specs");
-    let small =
-        "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+    let small = SMALL_TOML;
     std::fs::write(
         dir.join("a-safe.toml"),
         format!("description = \"safe\"\nexpect = \"holds\"\n{small}"),
@@ -159,8 +162,7 @@ fn random_walks_find_a_violation_and_never_claim_a_property_holds() {
 #[test]
 fn a_check_file_may_ask_for_random_walks_only_to_find_a_violation() {
     let dir = temp_dir("simulate");
-    let small =
-        "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+    let small = SMALL_TOML;
     std::fs::write(
         dir.join("acks-1.toml"),
         format!(
