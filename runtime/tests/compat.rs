@@ -7,11 +7,9 @@
 use bytes::{Bytes, BytesMut};
 use gregor_model::types::LeaderEpoch;
 use gregor_runtime::storage::{
-    DataDir, KafkaBatch, LogConfig, ManualClock, PartitionLog, TopicPartition,
+    testing, DataDir, KafkaBatch, LogConfig, ManualClock, PartitionLog, TopicPartition,
 };
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -58,13 +56,7 @@ fn encode(b: usize, records: usize, compression: Compression) -> KafkaBatch {
             }
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).unwrap();
-    KafkaBatch::new(buf.freeze()).unwrap()
+    testing::encode(&records, compression)
 }
 
 fn open(dir: &Path) -> PartitionLog {

@@ -41,6 +41,11 @@ pub fn compressed_batch(
             headers: Default::default(),
         })
         .collect();
+    encode(&records, compression)
+}
+
+/// `records` as one v2 batch, encoded by kafka-protocol as a client would.
+pub fn encode(records: &[Record], compression: Compression) -> KafkaBatch {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
