@@ -4,7 +4,7 @@
 use crate::flags::RunFlags;
 use crate::shorten::shorten;
 use gregor_model::describe::describe_path;
-use gregor_model::model::{CheckConfig, Model, ALWAYS};
+use gregor_model::model::{representative, CheckConfig, Model, ALWAYS};
 use serde::Serialize;
 use stateright::{Checker, HasDiscoveries, Model as _, UniformChooser};
 use std::collections::BTreeSet;
@@ -83,9 +83,14 @@ pub fn run_check(
     run: &RunFlags,
     stop_at: Option<&'static str>,
 ) -> anyhow::Result<Report> {
-    let threads = run
+    let mut threads = run
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if run.timeout.is_some() && run.simulate.is_none() {
+        // stateright 0.31's exhaustive searches look at their deadline only when they share
+        // work between threads: with one thread they would ignore the timeout.
+        threads = threads.max(2);
+    }
     let model = config.clone().into_model();
     let mut builder = model.checker().threads(threads);
     if let Some(seconds) = run.timeout {
@@ -114,7 +119,13 @@ pub fn run_check(
     } else {
         (
             "dfs",
-            wait(builder.spawn_dfs(), &config, started, run, stop_at),
+            wait(
+                builder.symmetry_fn(representative).spawn_dfs(),
+                &config,
+                started,
+                run,
+                stop_at,
+            ),
         )
     };
     Ok(Report { search, ..report })

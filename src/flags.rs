@@ -67,7 +67,8 @@ pub struct CheckFlags {
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct RunFlags {
-    /// Worker threads [default: the machine's cores]
+    /// Worker threads [default: the machine's cores; at least 2 with --timeout, which
+    /// stateright's exhaustive searches only honour with more than one]
     #[arg(long)]
     pub threads: Option<usize>,
     /// Breadth-first search: shortest counterexamples, but keeps every state in memory

@@ -55,8 +55,12 @@ pub fn describe_step(
         ActorModelAction::Timeout(id, timer) => (timer_event(config, *id, timer), Some(*id)),
         ActorModelAction::Crash(id) => {
             let how = match config.crash {
-                CrashKind::Process => "its process dies; the page cache keeps its log",
-                CrashKind::Power => "it loses power; only what was flushed survives",
+                CrashKind::Process => {
+                    "its process dies; the page cache keeps its log; messages to it are lost"
+                }
+                CrashKind::Power => {
+                    "it loses power; only what was flushed survives; messages to it are lost"
+                }
             };
             (format!("{} crashes ({how})", name(*id)), None)
         }

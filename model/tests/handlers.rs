@@ -43,7 +43,7 @@ fn config(variant: Variant) -> CheckConfig {
 
 /// The actors of a 3-broker cluster: 0 controller, 1..=3 brokers, 4 producer, 5 consumer.
 fn actors(config: &CheckConfig) -> Vec<ModelActor> {
-    config.clone().into_model().actors
+    config.clone().into_model().actors().to_vec()
 }
 
 fn isr(members: &[u32]) -> BTreeSet<BrokerId> {
