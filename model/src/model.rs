@@ -243,7 +243,7 @@ fn lose_messages_to_crashed(state: &mut ModelState) {
     if !state.crashed.contains(&true) {
         return;
     }
-    let crashed = state.crashed.clone();
+    let crashed = &state.crashed;
     let up = |id: Id| !crashed[usize::from(id)];
     match &mut state.network {
         Network::Ordered(flows) => {
