@@ -1,6 +1,6 @@
 //! End-to-end tests of the `gregor` binary: exit codes, output, check files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn gregor(args: &[&str]) -> Output {
@@ -35,6 +35,11 @@ const SMALL: [&str; 10] = [
 /// `SMALL` as check-file lines.
 const SMALL_TOML: &str =
     "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+
+/// Writes `dir/name` as a check file of the small configuration with `lines` before it.
+fn write_small_check(dir: &Path, name: &str, lines: &str) {
+    std::fs::write(dir.join(name), format!("{lines}{SMALL_TOML}")).unwrap();
+}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gregor-test-{name}-{}", std::process::id()));
@@ -99,19 +104,16 @@ fn bad_usage_exits_2_naming_the_flag() {
 #[test]
 fn check_files_are_compared_with_their_expectation() {
     let dir = temp_dir("specs");
-    let small = SMALL_TOML;
-    std::fs::write(
-        dir.join("a-safe.toml"),
-        format!("description = \"safe\"\nexpect = \"holds\"\n{small}"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("b-acks-1.toml"),
-        format!(
-            "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n{small}"
-        ),
-    )
-    .unwrap();
+    write_small_check(
+        &dir,
+        "a-safe.toml",
+        "description = \"safe\"\nexpect = \"holds\"\n",
+    );
+    write_small_check(
+        &dir,
+        "b-acks-1.toml",
+        "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n",
+    );
     let output = gregor(&["check", dir.to_str().unwrap()]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
@@ -119,11 +121,11 @@ fn check_files_are_compared_with_their_expectation() {
     assert!(text.contains("violates acked_writes_survive"), "{text}");
 
     // The same violation, expected not to happen, fails the run.
-    std::fs::write(
-        dir.join("b-acks-1.toml"),
-        format!("description = \"acks 1\"\nexpect = \"holds\"\nacks = \"1\"\n{small}"),
-    )
-    .unwrap();
+    write_small_check(
+        &dir,
+        "b-acks-1.toml",
+        "description = \"acks 1\"\nexpect = \"holds\"\nacks = \"1\"\n",
+    );
     let output = gregor(&["check", dir.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     assert!(stdout(&output).contains("NO"), "{}", stdout(&output));
@@ -162,26 +164,23 @@ fn random_walks_find_a_violation_and_never_claim_a_property_holds() {
 #[test]
 fn a_check_file_may_ask_for_random_walks_only_to_find_a_violation() {
     let dir = temp_dir("simulate");
-    let small = SMALL_TOML;
-    std::fs::write(
-        dir.join("acks-1.toml"),
-        format!(
-            "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n\
-             simulate = 3\ntimeout = 60\n{small}"
-        ),
-    )
-    .unwrap();
+    write_small_check(
+        &dir,
+        "acks-1.toml",
+        "description = \"acks 1\"\nexpect = \"acked_writes_survive\"\nacks = \"1\"\n\
+             simulate = 3\ntimeout = 60\n",
+    );
     let output = gregor(&["check", dir.to_str().unwrap()]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     assert!(text.contains("violates acked_writes_survive"), "{text}");
     assert!(text.contains("found, as expected"), "{text}");
 
-    std::fs::write(
-        dir.join("acks-1.toml"),
-        format!("description = \"safe\"\nexpect = \"holds\"\nsimulate = 3\n{small}"),
-    )
-    .unwrap();
+    write_small_check(
+        &dir,
+        "acks-1.toml",
+        "description = \"safe\"\nexpect = \"holds\"\nsimulate = 3\n",
+    );
     let output = gregor(&["check", dir.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("simulate"), "{}", stderr(&output));
