@@ -3,8 +3,9 @@
 
 use crate::flags::RunFlags;
 use crate::shorten::shorten;
-use gregor_model::describe::describe_path;
-use gregor_model::model::{representative, CheckConfig, Model, ALWAYS};
+use gregor_model::check::describe::describe_path;
+use gregor_model::check::properties::{hint, ALWAYS};
+use gregor_model::check::{representative, CheckConfig, Model};
 use serde::Serialize;
 use stateright::{Checker, HasDiscoveries, Model as _, UniformChooser};
 use std::collections::BTreeSet;
@@ -91,10 +92,16 @@ pub fn run_check(
         // work between threads: with one thread they would ignore the timeout.
         threads = threads.max(2);
     }
-    let model = config.clone().into_model();
+    let model = match run.simulate {
+        Some(_) => config.clone().into_model().with_no_op_steps(),
+        None => config.clone().into_model(),
+    };
     let mut builder = model.checker().threads(threads);
     if let Some(seconds) = run.timeout {
         builder = builder.timeout(Duration::from_secs(seconds));
+    }
+    if let Some(depth) = run.max_depth {
+        builder = builder.target_max_depth(depth);
     }
     if let Some(name) = stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([name])));
@@ -166,7 +173,8 @@ fn wait(
     // exhaust it.
     let all_found = discoveries.len() == model.properties().len();
     let answered = stop_at.is_some_and(|name| discoveries.contains_key(name));
-    let exhaustive = !timed_out && !all_found && !answered && run.simulate.is_none();
+    let exhaustive =
+        !timed_out && !all_found && !answered && run.simulate.is_none() && run.max_depth.is_none();
     let properties = model
         .properties()
         .iter()
@@ -231,7 +239,12 @@ pub fn print_report(report: &Report) {
         let _ = match &property.outcome {
             Outcome::Holds => writeln!(out, "{}: holds", property.name),
             Outcome::Reached { .. } => writeln!(out, "{}: reached", property.name),
-            Outcome::NotReached => writeln!(out, "{}: not reached", property.name),
+            Outcome::NotReached => writeln!(
+                out,
+                "{}: not reached ({})",
+                property.name,
+                hint(property.name)
+            ),
             Outcome::Undecided => writeln!(out, "{}: undecided (search incomplete)", property.name),
             Outcome::Violated { steps } => {
                 write_violation(&mut out, property.name, steps);

@@ -2,16 +2,20 @@
 //! (`specs/checks/*.toml` use the same names as keys).
 
 use clap::{Args, ValueEnum};
-use gregor_model::model::{CheckConfig, NetworkKind};
+use gregor_model::check::{CheckConfig, NetworkKind};
+use gregor_model::config::Rule;
 use gregor_model::types::{Acks, CrashKind, FlushPolicy, Variant};
 use serde::Deserialize;
 
 #[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CheckFlags {
-    /// Brokers, each holding a replica (replication factor) [default: 3]
+    /// Brokers, each holding a replica of every partition (replication factor) [default: 3]
     #[arg(long)]
     pub brokers: Option<u32>,
+    /// Partitions of the topic; the producer's records go to them in turn [default: 1]
+    #[arg(long)]
+    pub partitions: Option<u32>,
     /// Records the producer sends [default: 2]
     #[arg(long)]
     pub records: Option<u8>,
@@ -37,13 +41,14 @@ pub struct CheckFlags {
     /// When the log is fsynced [default: never]
     #[arg(long, value_enum)]
     pub flush: Option<FlushFlag>,
-    /// The largest leader epoch explored [default: 2]
+    /// The largest leader epoch explored, per partition; the first leader's is 0 [default: 1]
     #[arg(long)]
     pub max_epoch: Option<u32>,
-    /// The largest partition epoch explored (each leader or ISR change bumps it) [default: 3]
+    /// The largest partition epoch explored, per partition (each leader or ISR change bumps
+    /// it; the first is 0) [default: 2]
     #[arg(long)]
     pub max_partition_epoch: Option<u32>,
-    /// The most broker registrations after the first boot explored (by restart or after a
+    /// The most broker registrations after formation explored (by restart or after a
     /// session expiry), all brokers together [default: 0]
     #[arg(long)]
     pub max_registrations: Option<u32>,
@@ -57,12 +62,32 @@ pub struct CheckFlags {
     /// goes on as a zombie; otherwise only crashed brokers' sessions expire
     #[arg(long)]
     pub zombies: bool,
+    /// Brokers heartbeat; a zombie learns from the answer that its session expired and
+    /// registers again (sessions expire at any moment either way)
+    #[arg(long)]
+    pub heartbeats: bool,
+    /// Retention deletes the oldest records below the HW, at any moment
+    #[arg(long)]
+    pub retention: bool,
+    /// Brokers write their HW checkpoint at any moment (Kafka: every 5 s); without, a restarted
+    /// broker finds none (HW 0)
+    #[arg(long)]
+    pub checkpoints: bool,
+    /// The producer's enable.idempotence [default: on]
+    #[arg(long, value_enum)]
+    pub idempotence: Option<Switch>,
     /// The producer's retries per record [default: 1]
     #[arg(long)]
     pub retries: Option<u8>,
     /// Consumers reading committed records: 1, or 0 to leave the consumer out [default: 1]
     #[arg(long)]
     pub consumers: Option<u8>,
+    /// Switch a rule of the protocol off, to see what it prevents (repeatable): kip380-update-fence,
+    /// kip380-bounce-fence, kip320-fetch-fence, kip497-partition-epoch-fence,
+    /// kip903-broker-epoch-fence, kip966-min-isr-guard, follower-hw-cap, retention-below-hw
+    #[arg(long, value_name = "RULE")]
+    #[serde(default)]
+    pub without: Vec<String>,
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -84,6 +109,10 @@ pub struct RunFlags {
     /// Give up after this many seconds (the result is then incomplete)
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Depth-first search: do not go deeper than this many steps (finds violations within
+    /// reach sooner; the result is then incomplete)
+    #[arg(long, value_name = "STEPS")]
+    pub max_depth: Option<usize>,
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,
@@ -127,6 +156,13 @@ pub enum FlushFlag {
 
 #[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NetworkFlag {
     Ordered,
     Unordered,
@@ -137,6 +173,7 @@ impl CheckFlags {
     pub fn any_set(&self) -> bool {
         let CheckFlags {
             brokers,
+            partitions,
             records,
             acks,
             min_isr,
@@ -151,10 +188,16 @@ impl CheckFlags {
             network,
             lossy,
             zombies,
+            heartbeats,
+            retention,
+            checkpoints,
+            idempotence,
             retries,
             consumers,
+            without,
         } = self;
         brokers.is_some()
+            || partitions.is_some()
             || records.is_some()
             || acks.is_some()
             || min_isr.is_some()
@@ -169,8 +212,13 @@ impl CheckFlags {
             || network.is_some()
             || *lossy
             || *zombies
+            || *heartbeats
+            || *retention
+            || *checkpoints
+            || idempotence.is_some()
             || retries.is_some()
             || consumers.is_some()
+            || !without.is_empty()
     }
 
     /// The configuration: the defaults with these flags applied, validated.
@@ -178,6 +226,9 @@ impl CheckFlags {
         let mut config = CheckConfig::default();
         if let Some(brokers) = self.brokers {
             config.brokers = brokers;
+        }
+        if let Some(partitions) = self.partitions {
+            config.partitions = partitions;
         }
         if let Some(records) = self.records {
             config.records = records;
@@ -233,6 +284,19 @@ impl CheckFlags {
         }
         config.lossy = self.lossy;
         config.zombies = self.zombies;
+        config.heartbeats = self.heartbeats;
+        config.retention = self.retention;
+        config.checkpoints = self.checkpoints;
+        if let Some(idempotence) = self.idempotence {
+            config.idempotence = matches!(idempotence, Switch::On);
+        }
+        for name in &self.without {
+            let rule = Rule::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!("--without {name}: one of {}", names.join(", "))
+            })?;
+            config.without.insert(rule);
+        }
         if let Some(retries) = self.retries {
             config.attempts_max = retries.checked_add(1).ok_or("--retries: at most 254")?;
         }
@@ -247,6 +311,12 @@ impl CheckFlags {
 fn validate(config: &CheckConfig) -> Result<(), String> {
     if !(1..=7).contains(&config.brokers) {
         return Err(format!("--brokers {}: between 1 and 7", config.brokers));
+    }
+    if !(1..=4).contains(&config.partitions) {
+        return Err(format!(
+            "--partitions {}: between 1 and 4",
+            config.partitions
+        ));
     }
     if !(1..=9).contains(&config.records) {
         return Err(format!("--records {}: between 1 and 9", config.records));
@@ -265,9 +335,6 @@ fn validate(config: &CheckConfig) -> Result<(), String> {
     }
     if config.consumers > 1 {
         return Err(format!("--consumers {}: 0 or 1", config.consumers));
-    }
-    if config.max_epoch < 1 {
-        return Err("--max-epoch 0: at least 1 (the first leader's epoch)".to_string());
     }
     if config.max_partition_epoch < config.max_epoch {
         return Err(format!(

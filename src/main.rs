@@ -10,6 +10,11 @@ mod shorten;
 mod specs;
 
 use clap::{Parser, Subcommand};
+
+/// The checker clones and drops millions of small states: mimalloc's thread-local free lists
+/// make that about a third cheaper than the system allocator (README, "Measured").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

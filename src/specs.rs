@@ -6,13 +6,14 @@
 //!                                # (searched breadth-first: the shortest counterexample)
 //! brokers = 3                    # any `gregor check` flag, by its long name
 //! simulate = 1                   # optional: look for the violation by random walks, seeded
+//! max-depth = 21                 # optional: look for it depth-first, no deeper than this
 //! timeout = 600                  # optional: give up after this many seconds
 //! ```
 
 use crate::check::{run_check, Report};
 use crate::flags::{CheckFlags, RunFlags};
 use anyhow::{bail, Context};
-use gregor_model::model::ALWAYS;
+use gregor_model::check::properties::ALWAYS;
 use std::path::{Path, PathBuf};
 
 struct CheckFile {
@@ -24,6 +25,9 @@ struct CheckFile {
     simulate: Option<u64>,
     /// `timeout = SECS`: give up after this long (the command line's `--timeout` wins).
     timeout: Option<u64>,
+    /// `max-depth = STEPS`: look for the violation depth-first, no deeper than this (a space
+    /// too large to search breadth-first in memory).
+    max_depth: Option<u64>,
     flags: CheckFlags,
 }
 
@@ -62,9 +66,19 @@ pub fn check_path(path: &Path, run: &RunFlags) -> anyhow::Result<bool> {
             .simulate
             .or(check.simulate)
             .filter(|_| stop_at.is_some() && !run.bfs && !run.dfs);
+        let max_depth = run
+            .max_depth
+            .or(check.max_depth.map(|d| d as usize))
+            .filter(|_| stop_at.is_some() && !run.bfs && simulate.is_none());
         let search = RunFlags {
-            bfs: run.bfs || (stop_at.is_some() && !run.dfs && simulate.is_none()),
+            bfs: run.bfs
+                || (stop_at.is_some() && !run.dfs && simulate.is_none() && max_depth.is_none()),
             simulate,
+            max_depth,
+            // A depth-bounded search that remembers states does not go on below a state it
+            // first met deeper than it meets it again: what it finds depends on the order of
+            // its steps, which one thread keeps the same from run to run.
+            threads: run.threads.or(max_depth.map(|_| 1)),
             timeout: run.timeout.or(check.timeout),
             ..run.clone()
         };
@@ -158,9 +172,11 @@ fn parse(path: &Path) -> anyhow::Result<CheckFile> {
     };
     let simulate = take_number("simulate")?;
     let timeout = take_number("timeout")?;
-    if simulate.is_some() && expect == "holds" {
+    let max_depth = take_number("max-depth")?;
+    if (simulate.is_some() || max_depth.is_some()) && expect == "holds" {
         bail!(
-            "{}: `simulate` finds violations but cannot show that a configuration holds",
+            "{}: `simulate` and `max-depth` find violations but cannot show that a \
+             configuration holds",
             path.display()
         );
     }
@@ -173,6 +189,7 @@ fn parse(path: &Path) -> anyhow::Result<CheckFile> {
         expect,
         simulate,
         timeout,
+        max_depth,
         flags,
     })
 }

@@ -23,9 +23,9 @@ const SMALL: [&str; 10] = [
     "--records",
     "1",
     "--max-epoch",
-    "2",
+    "1",
     "--max-partition-epoch",
-    "3",
+    "2",
     "--max-registrations",
     "0",
     "--retries",
@@ -34,7 +34,7 @@ const SMALL: [&str; 10] = [
 
 /// `SMALL` as check-file lines.
 const SMALL_TOML: &str =
-    "records = 1\nmax-epoch = 2\nmax-partition-epoch = 3\nmax-registrations = 0\nretries = 0\n";
+    "records = 1\nmax-epoch = 1\nmax-partition-epoch = 2\nmax-registrations = 0\nretries = 0\n";
 
 /// Writes `dir/name` as a check file of the small configuration with `lines` before it.
 fn write_small_check(dir: &Path, name: &str, lines: &str) {

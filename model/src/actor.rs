@@ -1,119 +1,69 @@
-//! One enum actor for every role, so the model checker and the runtime host the very same
-//! handlers: `Controller | Broker | Producer | Consumer`, generic over the broker's log.
+//! The roles as one `stateright` actor, so the model checker hosts the very handlers the
+//! runtime runs: `Controller | Broker | Producer | Consumer`, generic over the broker's log.
 //!
-//! Actor ids are laid out as a Kafka cluster's would be numbered: the controller is 0, broker
-//! `n` is `n` (1..=replication factor), then the producer and the consumer.
+//! This module is a host like any other: it turns stateright's actor ids into the roles'
+//! addresses (`Layout`), executes the commands the handlers emit by the contract in
+//! `crate::effects`, and keeps, as stateright's storage, what a crash would leave of each actor.
 
 use crate::broker::{self, BrokerState, BrokerStorage};
-use crate::consumer::{self, ConsumerState};
+use crate::client::consumer::{self, ConsumerConfig, ConsumerState};
+use crate::client::producer::{self, ProducerConfig, ProducerState};
+use crate::config::{BrokerConfig, ControllerConfig};
 use crate::controller::{self, ControllerState};
+use crate::effects::{Address, Command, Effects};
 use crate::log::ReplicaLog;
 use crate::message::{Msg, Timer};
-use crate::producer::{self, ProducerConfig, ProducerState};
-use crate::types::{BrokerId, ProtocolConfig};
+use crate::types::{BrokerId, ClientId};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id};
 use std::borrow::Cow;
-use std::ops::Range;
-use std::time::Duration;
+use std::sync::Arc;
 
-/// The commands a handler emits.
+/// The commands stateright executes.
 pub type Out<L> = stateright::actor::Out<GregorActor<L>>;
 
-/// How long each timer waits in the runtime (Kafka's defaults). The model checker ignores
-/// durations: any armed timer may fire at any moment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Timeouts {
-    /// `broker.session.timeout.ms`.
-    pub session: Duration,
-    /// `replica.lag.time.max.ms`.
-    pub replica_lag: Duration,
-    /// `replica.fetch.backoff.ms`.
-    pub fetch_backoff: Duration,
-    /// `retry.backoff.ms`.
-    pub retry_backoff: Duration,
+/// How actor ids are laid out, as a Kafka cluster's nodes would be numbered: the controller is
+/// 0, broker `n` is `n` (1..=brokers), then the clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Layout {
+    pub brokers: u32,
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            session: Duration::from_secs(9),
-            replica_lag: Duration::from_secs(30),
-            fetch_backoff: Duration::from_secs(1),
-            retry_backoff: Duration::from_millis(100),
+impl Layout {
+    pub fn id(&self, address: Address) -> Id {
+        Id::from(match address {
+            Address::Controller => 0,
+            Address::Broker(broker) => broker.0 as usize,
+            Address::Client(client) => (self.brokers + 1 + client.0) as usize,
+        })
+    }
+
+    pub fn address(&self, id: Id) -> Address {
+        let index = usize::from(id) as u32;
+        match index {
+            0 => Address::Controller,
+            _ if index <= self.brokers => Address::Broker(BrokerId(index)),
+            _ => Address::Client(ClientId(index - self.brokers - 1)),
         }
-    }
-}
-
-/// What every actor knows of the cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Ctx {
-    pub protocol: ProtocolConfig,
-    pub timeouts: Timeouts,
-    /// Whether the consumer actor exists (a check may leave it out; the controller then tells
-    /// only the producer of leader changes).
-    pub consumer: bool,
-}
-
-impl Ctx {
-    pub fn new(protocol: ProtocolConfig) -> Ctx {
-        Ctx {
-            protocol,
-            timeouts: Timeouts::default(),
-            consumer: true,
-        }
-    }
-
-    pub fn controller_actor_id() -> Id {
-        Id::from(0)
-    }
-
-    pub fn broker_actor_id(broker: BrokerId) -> Id {
-        Id::from(broker.0 as usize)
-    }
-
-    /// The broker an actor id names, if it names one.
-    pub fn broker_of(&self, id: Id) -> Option<BrokerId> {
-        let index = usize::from(id);
-        (1..=self.protocol.replication_factor as usize)
-            .contains(&index)
-            .then_some(BrokerId(index as u32))
-    }
-
-    pub fn producer_actor_id(&self) -> Id {
-        Id::from(self.protocol.replication_factor as usize + 1)
-    }
-
-    pub fn consumer_actor_id(&self) -> Id {
-        Id::from(self.protocol.replication_factor as usize + 2)
-    }
-
-    /// The duration the runtime waits for `timer`.
-    pub fn timeout(&self, timer: &Timer) -> Range<Duration> {
-        let duration = match timer {
-            Timer::SessionExpiry(_) => self.timeouts.session,
-            Timer::ReplicaLag(_) => self.timeouts.replica_lag,
-            Timer::FetchBackoff => self.timeouts.fetch_backoff,
-            Timer::RetryBackoff => self.timeouts.retry_backoff,
-        };
-        duration..duration
     }
 }
 
 /// Every role, with its configuration.
 #[derive(Clone, Debug)]
-pub enum GregorActor<L: ReplicaLog> {
-    Controller(Ctx),
+pub enum Role<L: ReplicaLog> {
+    Controller(ControllerConfig),
     Broker {
-        ctx: Ctx,
-        id: BrokerId,
+        config: BrokerConfig,
         log_config: L::Config,
     },
-    Producer {
-        ctx: Ctx,
-        config: ProducerConfig<L::Batch>,
-    },
-    Consumer(Ctx),
+    Producer(ProducerConfig<L::Batch>),
+    Consumer(ConsumerConfig),
+}
+
+#[derive(Clone, Debug)]
+pub struct GregorActor<L: ReplicaLog> {
+    pub layout: Layout,
+    pub role: Role<L>,
 }
 
 /// Every role's state.
@@ -125,33 +75,16 @@ pub enum ActorState<L: ReplicaLog> {
     Consumer(ConsumerState<L::Batch>),
 }
 
-/// What survives a crash: the controller's decisions, a broker's log and checkpoints.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What survives a crash: the controller's decisions, what a broker's disk holds (shared, so
+/// the checker's copies of a system state share them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Storage<D> {
-    Controller(ControllerState),
-    Broker(BrokerStorage<D>),
-}
-
-/// Runs `handle` on one variant of the state, keeping it borrowed unless the handler changes
-/// it (a handler that changes nothing is a no-op for the checker).
-fn on_variant<L: ReplicaLog, S: Clone>(
-    state: &mut Cow<ActorState<L>>,
-    project: fn(&ActorState<L>) -> Option<&S>,
-    wrap: fn(S) -> ActorState<L>,
-    handle: impl FnOnce(&mut Cow<S>),
-) {
-    let Some(inner) = project(state) else {
-        return;
-    };
-    let mut inner = Cow::Borrowed(inner);
-    handle(&mut inner);
-    if let Cow::Owned(inner) = inner {
-        *state = Cow::Owned(wrap(inner));
-    }
+    Controller(Arc<ControllerState>),
+    Broker(Arc<BrokerStorage<D>>),
 }
 
 impl<L: ReplicaLog> ActorState<L> {
-    fn controller(&self) -> Option<&ControllerState> {
+    pub fn controller(&self) -> Option<&ControllerState> {
         match self {
             ActorState::Controller(s) => Some(s),
             _ => None,
@@ -163,16 +96,66 @@ impl<L: ReplicaLog> ActorState<L> {
             _ => None,
         }
     }
-    fn producer(&self) -> Option<&ProducerState> {
+    pub fn producer(&self) -> Option<&ProducerState> {
         match self {
             ActorState::Producer(s) => Some(s),
             _ => None,
         }
     }
-    fn consumer(&self) -> Option<&ConsumerState<L::Batch>> {
+    pub fn consumer(&self) -> Option<&ConsumerState<L::Batch>> {
         match self {
             ActorState::Consumer(s) => Some(s),
             _ => None,
+        }
+    }
+}
+
+/// Runs `handle` on one variant of the state, keeping it borrowed unless the handler changes
+/// it (a handler that changes nothing is a no-op for the checker); true if it changed.
+fn on_variant<L: ReplicaLog, S: Clone>(
+    state: &mut Cow<ActorState<L>>,
+    project: fn(&ActorState<L>) -> Option<&S>,
+    wrap: fn(S) -> ActorState<L>,
+    handle: impl FnOnce(&mut Cow<S>),
+) -> bool {
+    let Some(inner) = project(state) else {
+        return false;
+    };
+    let mut inner = Cow::Borrowed(inner);
+    handle(&mut inner);
+    match inner {
+        Cow::Owned(inner) => {
+            *state = Cow::Owned(wrap(inner));
+            true
+        }
+        Cow::Borrowed(_) => false,
+    }
+}
+
+impl<L: ReplicaLog> GregorActor<L> {
+    /// Executes a handler's commands; saves go through `save`.
+    fn execute<S>(
+        &self,
+        effects: Effects<Msg<L::Batch>, S>,
+        out: &mut Out<L>,
+        mut save: impl FnMut(S, &mut Out<L>),
+    ) {
+        for command in effects {
+            match command {
+                Command::Send(to, msg) => out.send(self.layout.id(to), msg),
+                Command::SetTimer(timer, after) => out.set_timer(timer, after..after),
+                Command::CancelTimer(timer) => out.cancel_timer(timer),
+                Command::Save(saved) => save(saved, out),
+                Command::Stop(why) => panic!("the model's logs never fail, yet: {why}"),
+                Command::Ignore(_) => {}
+            }
+        }
+    }
+
+    /// A broker's storage as a crash would leave it, after a step that changed its state.
+    fn save_broker(state: &ActorState<L>, out: &mut Out<L>) {
+        if let ActorState::Broker(broker) = state {
+            out.save(Storage::Broker(Arc::new(broker.storage())));
         }
     }
 }
@@ -185,38 +168,52 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
     type Random = ();
 
     fn name(&self) -> String {
-        match self {
-            GregorActor::Controller(_) => "controller".to_string(),
-            GregorActor::Broker { id, .. } => format!("broker {id}"),
-            GregorActor::Producer { .. } => "producer".to_string(),
-            GregorActor::Consumer(_) => "consumer".to_string(),
+        match &self.role {
+            Role::Controller(_) => "controller".to_string(),
+            Role::Broker { config, .. } => format!("broker {}", config.id),
+            Role::Producer(_) => "producer".to_string(),
+            Role::Consumer(_) => "consumer".to_string(),
         }
     }
 
     fn on_start(&self, _id: Id, storage: &Option<Self::Storage>, out: &mut Out<L>) -> Self::State {
-        match self {
-            GregorActor::Controller(ctx) => {
+        match &self.role {
+            Role::Controller(config) => {
                 let saved = match storage {
-                    Some(Storage::Controller(saved)) => Some(saved),
+                    Some(Storage::Controller(saved)) => Some(&**saved),
                     _ => None,
                 };
-                ActorState::Controller(controller::on_start(ctx, saved, out))
+                let mut effects = Effects::new();
+                let state = controller::on_start(config, saved, &mut effects);
+                self.execute(effects, out, |s, out| {
+                    out.save(Storage::Controller(Arc::new(s)))
+                });
+                ActorState::Controller(state)
             }
-            GregorActor::Broker {
-                ctx,
-                id,
-                log_config,
-            } => {
+            Role::Broker { config, log_config } => {
                 let saved = match storage {
-                    Some(Storage::Broker(saved)) => Some(saved),
+                    Some(Storage::Broker(saved)) => Some(&**saved),
                     _ => None,
                 };
-                ActorState::Broker(broker::on_start(ctx, *id, log_config, saved, out))
+                let mut effects = Effects::new();
+                let state = broker::on_start(config, log_config, saved, &mut effects);
+                self.execute(effects, out, |_, _| {});
+                let state = ActorState::Broker(state);
+                Self::save_broker(&state, out);
+                state
             }
-            GregorActor::Producer { config, .. } => {
-                ActorState::Producer(producer::on_start(config, out))
+            Role::Producer(config) => {
+                let mut effects = Effects::new();
+                let state = producer::on_start(config, &mut effects);
+                self.execute(effects, out, |never, _| match never {});
+                ActorState::Producer(state)
             }
-            GregorActor::Consumer(ctx) => ActorState::Consumer(consumer::on_start(ctx, out)),
+            Role::Consumer(config) => {
+                let mut effects = Effects::new();
+                let state = consumer::on_start(config, &mut effects);
+                self.execute(effects, out, |never, _| match never {});
+                ActorState::Consumer(state)
+            }
         }
     }
 
@@ -228,51 +225,78 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
         msg: Self::Msg,
         out: &mut Out<L>,
     ) {
-        match self {
-            GregorActor::Controller(ctx) => {
+        let from = self.layout.address(src);
+        match &self.role {
+            Role::Controller(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::controller, ActorState::Controller, |s| {
-                    controller::on_msg(ctx, s, src, msg, out)
-                })
+                    controller::on_msg(config, s, from, msg, &mut effects)
+                });
+                self.execute(effects, out, |s, out| {
+                    out.save(Storage::Controller(Arc::new(s)))
+                });
             }
-            GregorActor::Broker { ctx, id, .. } => {
-                on_variant(state, ActorState::broker, ActorState::Broker, |s| {
-                    broker::on_msg(ctx, *id, s, src, msg, out)
-                })
+            Role::Broker { config, log_config } => {
+                let mut effects = Effects::new();
+                let changed = on_variant(state, ActorState::broker, ActorState::Broker, |s| {
+                    broker::on_msg(config, log_config, s, from, msg, &mut effects)
+                });
+                self.execute(effects, out, |_, _| {});
+                if changed {
+                    Self::save_broker(state, out);
+                }
             }
-            GregorActor::Producer { ctx, config } => {
+            Role::Producer(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::producer, ActorState::Producer, |s| {
-                    producer::on_msg(ctx, config, s, src, msg, out)
-                })
+                    producer::on_msg(config, s, from, msg, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
             }
-            GregorActor::Consumer(ctx) => {
+            Role::Consumer(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::consumer, ActorState::Consumer, |s| {
-                    consumer::on_msg(ctx, s, src, msg, out)
-                })
+                    consumer::on_msg(config, s, from, msg, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
             }
         }
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<Self::State>, timer: &Timer, out: &mut Out<L>) {
-        match self {
-            GregorActor::Controller(ctx) => {
+        match &self.role {
+            Role::Controller(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::controller, ActorState::Controller, |s| {
-                    controller::on_timeout(ctx, s, timer, out)
-                })
+                    controller::on_timeout(config, s, timer, &mut effects)
+                });
+                self.execute(effects, out, |s, out| {
+                    out.save(Storage::Controller(Arc::new(s)))
+                });
             }
-            GregorActor::Broker { ctx, id, .. } => {
-                on_variant(state, ActorState::broker, ActorState::Broker, |s| {
-                    broker::on_timeout(ctx, *id, s, timer, out)
-                })
+            Role::Broker { config, .. } => {
+                let mut effects = Effects::new();
+                let changed = on_variant(state, ActorState::broker, ActorState::Broker, |s| {
+                    broker::on_timeout(config, s, timer, &mut effects)
+                });
+                self.execute(effects, out, |_, _| {});
+                if changed {
+                    Self::save_broker(state, out);
+                }
             }
-            GregorActor::Producer { config, .. } => {
+            Role::Producer(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::producer, ActorState::Producer, |s| {
-                    producer::on_timeout(config, s, timer, out)
-                })
+                    producer::on_timeout(config, s, timer, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
             }
-            GregorActor::Consumer(ctx) => {
+            Role::Consumer(config) => {
+                let mut effects = Effects::new();
                 on_variant(state, ActorState::consumer, ActorState::Consumer, |s| {
-                    consumer::on_timeout(ctx, s, timer, out)
-                })
+                    consumer::on_timeout(config, s, timer, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
             }
         }
     }

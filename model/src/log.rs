@@ -1,22 +1,37 @@
-//! The replica's log, behind a trait so the same broker actor runs on the model's in-memory log
+//! A replica's log, behind a trait so the same broker actor runs on the model's in-memory log
 //! (tiny records, a few distinct values) and on the runtime's segmented on-disk log (record
 //! batches as `Bytes`).
 //!
 //! The contract every implementation keeps, in Kafka's terms:
 //! - the log is a sequence of batches; each batch occupies `record_count` consecutive offsets
 //!   starting at its base offset, and is stamped with the leader epoch it was written in;
-//! - offsets start at 0 and have no gaps; the log end offset is the offset the next batch gets;
+//! - offsets have no gaps between the log start offset and the log end offset (the offset the
+//!   next batch gets); the log start offset only moves forward (retention, a follower following
+//!   its leader's), except that `truncate_fully_and_start_at` sets both ends;
 //! - the epoch cache (Kafka's `leader-epoch-checkpoint`) lists each epoch larger than every
 //!   epoch before it and the offset where it starts; like Kafka's, it ignores a batch whose
 //!   epoch is lower than the latest (only an unsafe protocol variant ever appends one);
-//! - `durable` is what a crash leaves: the broker `Save`s it after every change, and `open`
-//!   rebuilds the log from it after a restart.
+//! - every operation that changes the log may fail (a full disk, an I/O error): the handler
+//!   then stops its step, and the host stops the broker — a crash, which the model explores;
+//! - `durable` is what a crash leaves; `open` rebuilds the log from it after a restart. A log
+//!   writes through to its own storage: a broker saves nothing on the log's behalf.
 
-use crate::types::{CrashKind, LeaderEpoch, Offset};
+use crate::types::{CrashKind, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::hash::Hash;
+
+/// An idempotent producer's identity and numbering of a batch (Kafka's batch header fields
+/// `producerId`, `producerEpoch`, `baseSequence`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct ProducerBatch {
+    pub producer_id: ProducerId,
+    pub producer_epoch: ProducerEpoch,
+    pub base_sequence: Sequence,
+}
 
 /// A producer's batch of records, as stored and replicated: never re-encoded by the broker.
 pub trait RecordBatch:
@@ -24,6 +39,15 @@ pub trait RecordBatch:
 {
     /// How many offsets the batch occupies (Kafka's `lastOffsetDelta + 1`).
     fn record_count(&self) -> u64;
+
+    /// Its size on the wire and on disk, which fetch limits count.
+    fn size_bytes(&self) -> u64;
+
+    /// The idempotent producer's fields, if the producer set them.
+    fn producer(&self) -> Option<ProducerBatch>;
+
+    /// The batch as a producer numbers it (clients only; a broker never changes a batch).
+    fn with_producer(&self, producer: ProducerBatch) -> Self;
 }
 
 /// A batch at its place in the log.
@@ -48,128 +72,305 @@ pub struct EpochEntry {
     pub start_offset: Offset,
 }
 
+/// Which partition a log holds, as its storage names it (a folder `<topic>-<partition>`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogName {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A failed log operation, in words the host logs before it stops the broker.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogError(pub String);
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LogError {}
+
 /// A replica's log. Reads are bounded; nothing here assumes the log is small or in memory.
 pub trait ReplicaLog: Clone + Debug + PartialEq + Hash {
     type Batch: RecordBatch;
-    /// What survives a crash (for an on-disk log: a handle; the disk itself is durable).
+    /// What survives a crash (for an on-disk log: its name; the disk itself is durable).
     type Durable: Clone + Debug + PartialEq + Eq + Hash + Serialize + DeserializeOwned;
-    /// How to open the log (a directory for the on-disk log).
+    /// Where and how logs are opened (for the on-disk log: the data folder and log settings).
     type Config: Clone + Debug;
 
-    /// Opens the log: empty on first boot (`durable` is `None`), else what the crash left.
-    fn open(config: &Self::Config, durable: Option<&Self::Durable>) -> Self;
+    /// Creates the log of a partition this broker was just assigned (empty, unless its storage
+    /// already holds one of that name).
+    fn create(config: &Self::Config, name: &LogName) -> Result<Self, LogError>;
+
+    /// Reopens a log after a restart: what the crash left.
+    fn reopen(config: &Self::Config, durable: &Self::Durable) -> Result<Self, LogError>;
+
+    /// The first offset still held; reads below it are out of range.
+    fn log_start_offset(&self) -> Offset;
 
     /// The offset the next appended batch gets.
     fn log_end_offset(&self) -> Offset;
 
-    /// The epoch of the last batch, or `None` when the log is empty.
+    /// The epoch of the last batch, or `None` when the log holds none.
     fn last_epoch(&self) -> Option<LeaderEpoch>;
 
     /// Appends `batch` at the log end offset, stamped with `leader_epoch`. Returns the batch's
     /// base offset.
-    fn append(&mut self, leader_epoch: LeaderEpoch, batch: Self::Batch) -> Offset;
+    fn append(&mut self, leader_epoch: LeaderEpoch, batch: Self::Batch)
+        -> Result<Offset, LogError>;
 
-    /// Up to `batches_max` batches in offset order, the first being the one that holds `from`
-    /// (a read starting inside a batch returns the whole batch, as Kafka does), none of them
-    /// reaching past `until`. Empty when `from` is at or past `until` or the log end.
-    fn read(&self, from: Offset, until: Offset, batches_max: usize) -> Vec<LogEntry<Self::Batch>>;
+    /// Batches in offset order, the first being the one that holds `from` (a read starting
+    /// inside a batch returns the whole batch, as Kafka does), none reaching past `until`, and
+    /// at most `bytes_max` bytes in all unless the first batch alone is larger (KIP-74: a
+    /// reader always progresses). Empty when `from` is at or past `until` or the log end.
+    /// `from` is at least the log start offset.
+    fn read(
+        &self,
+        from: Offset,
+        until: Offset,
+        bytes_max: u64,
+    ) -> Result<Vec<LogEntry<Self::Batch>>, LogError>;
+
+    /// Bytes readable from `from` up to `until` (for a held fetch's `min_bytes`), counting
+    /// whole batches; may stop counting once it reaches `enough`.
+    fn bytes_between(&self, from: Offset, until: Offset, enough: u64) -> Result<u64, LogError>;
 
     /// Removes every batch whose last offset is at or past `to`; the log end offset becomes at
-    /// most `to` (less when `to` falls inside a batch, which goes whole).
-    fn truncate(&mut self, to: Offset);
+    /// most `to` (less when `to` falls inside a batch, which goes whole). Durable before it
+    /// returns: a truncation a crash undid would bring back divergent batches.
+    fn truncate(&mut self, to: Offset) -> Result<(), LogError>;
+
+    /// Empties the log and starts it at `offset` (a follower behind its leader's log start).
+    fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<(), LogError>;
+
+    /// Moves the log start offset up to `to` (at most the log end offset), deleting the
+    /// batches wholly below it.
+    fn advance_log_start_offset(&mut self, to: Offset) -> Result<(), LogError>;
+
+    /// How far the log's retention settings would move the log start offset now (the log
+    /// start offset itself when they keep everything). The broker bounds it by the HW.
+    fn retention_offset(&self) -> Offset;
 
     /// The epoch cache, in offset order: each epoch present and the offset where it starts.
     fn epoch_entries(&self) -> Vec<EpochEntry>;
 
     /// Makes everything appended so far durable (fsync); advances the recovery point.
-    fn flush(&mut self);
+    fn flush(&mut self) -> Result<(), LogError>;
 
     /// What a crash would leave now.
     fn durable(&self) -> Self::Durable;
+
+    /// Deletes the log and its storage (its topic was deleted).
+    fn delete(&mut self) -> Result<(), LogError>;
 }
 
-/// A tiny record of the model: one record per batch, told apart by its value.
+/// A tiny record of the model: one record per batch, told apart by its value, numbered by
+/// its producer when idempotence is on.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
-pub struct Record(pub u8);
+pub struct Record {
+    pub value: u8,
+    pub producer: Option<ProducerBatch>,
+}
+
+impl Record {
+    pub fn new(value: u8) -> Record {
+        Record {
+            value,
+            producer: None,
+        }
+    }
+}
 
 impl RecordBatch for Record {
     fn record_count(&self) -> u64 {
         1
     }
+
+    fn size_bytes(&self) -> u64 {
+        1
+    }
+
+    fn producer(&self) -> Option<ProducerBatch> {
+        self.producer
+    }
+
+    fn with_producer(&self, producer: ProducerBatch) -> Record {
+        Record {
+            producer: Some(producer),
+            ..*self
+        }
+    }
+}
+
+/// How the model's logs behave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemoryLogConfig {
+    /// Whether a crash keeps the page cache (process) or only what was flushed (power).
+    pub crash: CrashKind,
+    /// Whether retention deletes anything: then it would delete the oldest batch at every
+    /// check (the model's stand-in for `retention.ms` and `retention.bytes`).
+    pub retention: bool,
+}
+
+/// What a crash leaves of a [`MemoryLog`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemoryDurable<B> {
+    pub log_start_offset: Offset,
+    pub entries: Vec<LogEntry<B>>,
+    /// The log end offset before the crash (what was written, flushed or not), so the
+    /// checker can tell a restart that lost unflushed records.
+    pub written_end_offset: Offset,
 }
 
 /// The model's log: batches in a vector, plus how far they were flushed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MemoryLog<B> {
+    log_start_offset: Offset,
     entries: Vec<LogEntry<B>>,
     /// Offsets below this were flushed (Kafka's recovery point).
     recovery_point: Offset,
-    /// Whether a crash keeps the page cache (process) or only what was flushed (power).
-    crash: CrashKind,
+    config: MemoryLogConfig,
 }
 
 impl<B: RecordBatch> MemoryLog<B> {
+    /// An empty log.
+    pub fn empty(config: MemoryLogConfig) -> MemoryLog<B> {
+        MemoryLog {
+            log_start_offset: Offset(0),
+            entries: Vec::new(),
+            recovery_point: Offset(0),
+            config,
+        }
+    }
+
     /// The batches, for properties and tests.
     pub fn entries(&self) -> &[LogEntry<B>] {
         &self.entries
     }
 
-    /// The batch holding `offset`, if any.
+    /// The batch holding `offset`, if the log holds it.
     pub fn entry_at(&self, offset: Offset) -> Option<&LogEntry<B>> {
+        if offset < self.log_start_offset {
+            return None;
+        }
         let index = self.entries.partition_point(|e| e.next_offset() <= offset);
         self.entries.get(index).filter(|e| e.base_offset <= offset)
+    }
+
+    fn first_at_or_after(&self, from: Offset) -> usize {
+        self.entries.partition_point(|e| e.next_offset() <= from)
     }
 }
 
 impl<B: RecordBatch> ReplicaLog for MemoryLog<B> {
     type Batch = B;
-    type Durable = Vec<LogEntry<B>>;
-    type Config = CrashKind;
+    type Durable = MemoryDurable<B>;
+    type Config = MemoryLogConfig;
 
-    fn open(crash: &CrashKind, durable: Option<&Self::Durable>) -> Self {
-        let entries = durable.cloned().unwrap_or_default();
-        let recovery_point = entries.last().map_or(Offset(0), LogEntry::next_offset);
-        MemoryLog {
+    fn create(config: &MemoryLogConfig, _name: &LogName) -> Result<Self, LogError> {
+        Ok(MemoryLog::empty(*config))
+    }
+
+    fn reopen(config: &MemoryLogConfig, durable: &Self::Durable) -> Result<Self, LogError> {
+        let entries = durable.entries.clone();
+        let log_end_offset = entries
+            .last()
+            .map_or(durable.log_start_offset, LogEntry::next_offset);
+        Ok(MemoryLog {
+            log_start_offset: durable.log_start_offset,
             entries,
-            recovery_point,
-            crash: *crash,
-        }
+            recovery_point: log_end_offset,
+            config: *config,
+        })
+    }
+
+    fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
     }
 
     fn log_end_offset(&self) -> Offset {
-        self.entries.last().map_or(Offset(0), LogEntry::next_offset)
+        self.entries
+            .last()
+            .map_or(self.log_start_offset, LogEntry::next_offset)
     }
 
     fn last_epoch(&self) -> Option<LeaderEpoch> {
         self.entries.last().map(|e| e.leader_epoch)
     }
 
-    fn append(&mut self, leader_epoch: LeaderEpoch, batch: B) -> Offset {
+    fn append(&mut self, leader_epoch: LeaderEpoch, batch: B) -> Result<Offset, LogError> {
         let base_offset = self.log_end_offset();
         self.entries.push(LogEntry {
             base_offset,
             leader_epoch,
             batch,
         });
-        base_offset
+        Ok(base_offset)
     }
 
-    fn read(&self, from: Offset, until: Offset, batches_max: usize) -> Vec<LogEntry<B>> {
-        let first = self.entries.partition_point(|e| e.next_offset() <= from);
-        self.entries[first..]
-            .iter()
-            .take_while(|e| e.next_offset() <= until)
-            .take(batches_max)
-            .cloned()
-            .collect()
+    fn read(
+        &self,
+        from: Offset,
+        until: Offset,
+        bytes_max: u64,
+    ) -> Result<Vec<LogEntry<B>>, LogError> {
+        let mut bytes = 0;
+        let mut read = Vec::new();
+        for entry in &self.entries[self.first_at_or_after(from)..] {
+            let size = entry.batch.size_bytes();
+            if entry.next_offset() > until || (!read.is_empty() && bytes + size > bytes_max) {
+                break;
+            }
+            bytes += size;
+            read.push(entry.clone());
+        }
+        Ok(read)
     }
 
-    fn truncate(&mut self, to: Offset) {
+    fn bytes_between(&self, from: Offset, until: Offset, enough: u64) -> Result<u64, LogError> {
+        let mut bytes = 0;
+        for entry in &self.entries[self.first_at_or_after(from)..] {
+            if entry.next_offset() > until || bytes >= enough {
+                break;
+            }
+            bytes += entry.batch.size_bytes();
+        }
+        Ok(bytes)
+    }
+
+    fn truncate(&mut self, to: Offset) -> Result<(), LogError> {
         let keep = self.entries.partition_point(|e| e.next_offset() <= to);
         self.entries.truncate(keep);
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        Ok(())
+    }
+
+    fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<(), LogError> {
+        self.entries.clear();
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        Ok(())
+    }
+
+    fn advance_log_start_offset(&mut self, to: Offset) -> Result<(), LogError> {
+        let to = to.min(self.log_end_offset());
+        if to <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = to;
+        let below = self.entries.partition_point(|e| e.next_offset() <= to);
+        self.entries.drain(..below);
+        Ok(())
+    }
+
+    fn retention_offset(&self) -> Offset {
+        match (self.config.retention, self.entries.first()) {
+            (true, Some(oldest)) => oldest.next_offset(),
+            _ => self.log_start_offset,
+        }
     }
 
     fn epoch_entries(&self) -> Vec<EpochEntry> {
@@ -181,19 +382,20 @@ impl<B: RecordBatch> ReplicaLog for MemoryLog<B> {
             {
                 cache.push(EpochEntry {
                     leader_epoch: entry.leader_epoch,
-                    start_offset: entry.base_offset,
+                    start_offset: entry.base_offset.max(self.log_start_offset),
                 });
             }
         }
         cache
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self) -> Result<(), LogError> {
         self.recovery_point = self.log_end_offset();
+        Ok(())
     }
 
     fn durable(&self) -> Self::Durable {
-        match self.crash {
+        let entries = match self.config.crash {
             CrashKind::Process => self.entries.clone(),
             CrashKind::Power => {
                 let flushed = self
@@ -201,7 +403,18 @@ impl<B: RecordBatch> ReplicaLog for MemoryLog<B> {
                     .partition_point(|e| e.next_offset() <= self.recovery_point);
                 self.entries[..flushed].to_vec()
             }
+        };
+        MemoryDurable {
+            log_start_offset: self.log_start_offset,
+            entries,
+            written_end_offset: self.log_end_offset(),
         }
+    }
+
+    fn delete(&mut self) -> Result<(), LogError> {
+        self.entries.clear();
+        self.recovery_point = self.log_start_offset;
+        Ok(())
     }
 }
 
@@ -260,12 +473,26 @@ mod tests {
         fn record_count(&self) -> u64 {
             self.0
         }
+        fn size_bytes(&self) -> u64 {
+            self.0 * 10
+        }
+        fn producer(&self) -> Option<ProducerBatch> {
+            None
+        }
+        fn with_producer(&self, _: ProducerBatch) -> Batch {
+            self.clone()
+        }
     }
 
+    const PROCESS: MemoryLogConfig = MemoryLogConfig {
+        crash: CrashKind::Process,
+        retention: false,
+    };
+
     fn log_of(batches: &[(u32, u64)]) -> MemoryLog<Batch> {
-        let mut log = MemoryLog::open(&CrashKind::Process, None);
+        let mut log = MemoryLog::empty(PROCESS);
         for &(epoch, count) in batches {
-            log.append(LeaderEpoch(epoch), Batch(count));
+            log.append(LeaderEpoch(epoch), Batch(count)).unwrap();
         }
         log
     }
@@ -280,30 +507,72 @@ mod tests {
     }
 
     #[test]
-    fn read_inside_a_batch_returns_the_whole_batch_and_is_bounded() {
+    fn read_inside_a_batch_returns_the_whole_batch_and_is_bounded_by_bytes() {
         let log = log_of(&[(1, 3), (1, 2), (2, 1)]);
-        let read = log.read(Offset(4), Offset(6), 1);
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].base_offset, Offset(3));
-        assert_eq!(log.read(Offset(0), Offset(6), 10).len(), 3);
+        let read = log.read(Offset(4), Offset(6), 1).unwrap();
         assert_eq!(
-            log.read(Offset(0), Offset(5), 10).len(),
-            2,
-            "stops at until"
+            read.len(),
+            1,
+            "the first batch even if larger than the limit"
         );
-        assert!(log.read(Offset(6), Offset(6), 10).is_empty());
+        assert_eq!(read[0].base_offset, Offset(3));
+        assert_eq!(log.read(Offset(0), Offset(6), 1000).unwrap().len(), 3);
+        assert_eq!(
+            log.read(Offset(0), Offset(6), 50).unwrap().len(),
+            2,
+            "30 + 20 bytes"
+        );
+        assert_eq!(
+            log.read(Offset(0), Offset(5), 1000).unwrap().len(),
+            2,
+            "until"
+        );
+        assert!(log.read(Offset(6), Offset(6), 1000).unwrap().is_empty());
+        assert_eq!(log.bytes_between(Offset(3), Offset(6), 1000).unwrap(), 30);
+        assert_eq!(
+            log.bytes_between(Offset(0), Offset(6), 1).unwrap(),
+            30,
+            "enough"
+        );
     }
 
     #[test]
     fn truncate_inside_a_batch_removes_the_whole_batch() {
         let mut log = log_of(&[(1, 3), (1, 2), (2, 1)]);
-        log.truncate(Offset(4));
+        log.truncate(Offset(4)).unwrap();
         assert_eq!(log.log_end_offset(), Offset(3));
-        log.truncate(Offset(3));
+        log.truncate(Offset(3)).unwrap();
         assert_eq!(log.log_end_offset(), Offset(3));
-        log.truncate(Offset(0));
+        log.truncate(Offset(0)).unwrap();
         assert_eq!(log.log_end_offset(), Offset(0));
         assert_eq!(log.last_epoch(), None);
+    }
+
+    #[test]
+    fn the_log_start_offset_moves_up_and_hides_what_is_below() {
+        let mut log = log_of(&[(1, 3), (1, 2), (2, 1)]);
+        log.advance_log_start_offset(Offset(4)).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(4));
+        assert_eq!(log.entries().len(), 2, "the batch holding offset 4 stays");
+        assert!(log.entry_at(Offset(3)).is_none());
+        assert!(log.entry_at(Offset(4)).is_some());
+        log.advance_log_start_offset(Offset(2)).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(4), "never backwards");
+        log.truncate_fully_and_start_at(Offset(9)).unwrap();
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset()),
+            (Offset(9), Offset(9))
+        );
+        log.append(LeaderEpoch(3), Batch(1)).unwrap();
+        assert_eq!(log.entries()[0].base_offset, Offset(9));
+    }
+
+    #[test]
+    fn retention_would_delete_the_oldest_batch_when_enabled() {
+        let mut log = log_of(&[(1, 3), (1, 2)]);
+        assert_eq!(log.retention_offset(), Offset(0));
+        log.config.retention = true;
+        assert_eq!(log.retention_offset(), Offset(3));
     }
 
     #[test]
@@ -350,16 +619,20 @@ mod tests {
 
     #[test]
     fn power_crash_keeps_only_the_flushed_prefix() {
-        let mut log: MemoryLog<Batch> = MemoryLog::open(&CrashKind::Power, None);
-        log.append(LeaderEpoch(1), Batch(2));
-        log.flush();
-        log.append(LeaderEpoch(1), Batch(1));
-        let reopened = MemoryLog::open(&CrashKind::Power, Some(&log.durable()));
+        let power = MemoryLogConfig {
+            crash: CrashKind::Power,
+            ..PROCESS
+        };
+        let mut log: MemoryLog<Batch> = MemoryLog::empty(power);
+        log.append(LeaderEpoch(1), Batch(2)).unwrap();
+        log.flush().unwrap();
+        log.append(LeaderEpoch(1), Batch(1)).unwrap();
+        let reopened = MemoryLog::reopen(&power, &log.durable()).unwrap();
         assert_eq!(reopened.log_end_offset(), Offset(2));
 
-        let mut log: MemoryLog<Batch> = MemoryLog::open(&CrashKind::Process, None);
-        log.append(LeaderEpoch(1), Batch(2));
-        let reopened = MemoryLog::open(&CrashKind::Process, Some(&log.durable()));
+        let mut log: MemoryLog<Batch> = MemoryLog::empty(PROCESS);
+        log.append(LeaderEpoch(1), Batch(2)).unwrap();
+        let reopened = MemoryLog::reopen(&PROCESS, &log.durable()).unwrap();
         assert_eq!(reopened.log_end_offset(), Offset(2), "page cache survives");
     }
 }

@@ -1,164 +1,464 @@
-//! Every message the actors exchange, and the timers they arm. All derive serde so the runtime
-//! can send them between processes and save them unchanged.
+//! Every message the roles exchange, and the timers they arm. All derive serde so the runtime
+//! can send them between processes and trace them unchanged. Requests whose handling depends on
+//! who sent them name their sender (broker id and broker epoch), as Kafka's requests do;
+//! messages with several fields of one type are named structs.
 
+use crate::config::{Endpoint, TopicConfig};
 use crate::log::{EpochEndOffset, LogEntry};
-use crate::types::{Acks, BrokerId, Isr, LeaderEpoch, Offset, PartitionEpoch};
+use crate::types::{
+    Acks, BrokerEpoch, BrokerId, Isr, LeaderEpoch, Offset, PartitionEpoch, ProducerEpoch,
+    ProducerId, TopicId, TopicPartition,
+};
 use serde::{Deserialize, Serialize};
 
 /// A Kafka error code carried in a response (a value, not a Rust error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorCode {
+    /// OFFSET_OUT_OF_RANGE (1): the fetch offset is below the log start or past the log end.
+    OffsetOutOfRange,
+    /// UNKNOWN_TOPIC_OR_PARTITION (3).
+    UnknownTopicOrPartition,
     /// NOT_LEADER_OR_FOLLOWER (6): the receiver does not lead the partition.
     NotLeaderOrFollower,
+    /// REQUEST_TIMED_OUT (7).
+    RequestTimedOut,
+    /// NOT_ENOUGH_REPLICAS (19): acks=all and the ISR is smaller than min.insync.replicas.
+    NotEnoughReplicas,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (20): the ISR shrank below min.insync.replicas while
+    /// an acks=all write waited for it.
+    NotEnoughReplicasAfterAppend,
+    /// TOPIC_ALREADY_EXISTS (36).
+    TopicAlreadyExists,
+    /// INVALID_PARTITIONS (37).
+    InvalidPartitions,
+    /// INVALID_REPLICATION_FACTOR (38): fewer live brokers than the replication factor.
+    InvalidReplicationFactor,
+    /// INVALID_CONFIG (40).
+    InvalidConfig,
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45): an idempotent producer's batch skips sequences.
+    OutOfOrderSequenceNumber,
+    /// INVALID_PRODUCER_EPOCH (47): a batch from an older epoch of its producer id.
+    InvalidProducerEpoch,
+    /// UNKNOWN_PRODUCER_ID (59): the leader holds no state for the producer and the batch
+    /// does not start its sequence.
+    UnknownProducerId,
     /// FENCED_LEADER_EPOCH (74): the requester's leader epoch is older than the receiver's.
     FencedLeaderEpoch,
     /// UNKNOWN_LEADER_EPOCH (75): the requester's leader epoch is newer than the receiver's.
     UnknownLeaderEpoch,
-    /// OFFSET_OUT_OF_RANGE (1): the fetch offset is past the leader's log end offset.
-    OffsetOutOfRange,
-    /// NOT_ENOUGH_REPLICAS (19): acks=all and the ISR is smaller than min.insync.replicas.
-    NotEnoughReplicas,
+    /// STALE_BROKER_EPOCH (77): the request comes from an earlier incarnation of a broker, or
+    /// one whose session expired.
+    StaleBrokerEpoch,
+    /// INELIGIBLE_REPLICA (107): AlterPartition adds a broker that is not alive, or whose
+    /// broker epoch is not its current one (KIP-903).
+    IneligibleReplica,
     /// INVALID_UPDATE_VERSION (108): AlterPartition with a stale partition epoch or leader.
     InvalidUpdateVersion,
-    /// INELIGIBLE_REPLICA (107): AlterPartition adds a broker the controller considers dead.
-    IneligibleReplica,
 }
 
 impl ErrorCode {
     /// Kafka's name for the code.
     pub fn name(self) -> &'static str {
         match self {
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
             ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
+            ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
-            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
-            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
         }
     }
 
     /// Kafka's numeric code.
     pub fn code(self) -> i16 {
         match self {
+            ErrorCode::OffsetOutOfRange => 1,
+            ErrorCode::UnknownTopicOrPartition => 3,
             ErrorCode::NotLeaderOrFollower => 6,
+            ErrorCode::RequestTimedOut => 7,
+            ErrorCode::NotEnoughReplicas => 19,
+            ErrorCode::NotEnoughReplicasAfterAppend => 20,
+            ErrorCode::TopicAlreadyExists => 36,
+            ErrorCode::InvalidPartitions => 37,
+            ErrorCode::InvalidReplicationFactor => 38,
+            ErrorCode::InvalidConfig => 40,
+            ErrorCode::OutOfOrderSequenceNumber => 45,
+            ErrorCode::InvalidProducerEpoch => 47,
+            ErrorCode::UnknownProducerId => 59,
             ErrorCode::FencedLeaderEpoch => 74,
             ErrorCode::UnknownLeaderEpoch => 75,
-            ErrorCode::OffsetOutOfRange => 1,
-            ErrorCode::NotEnoughReplicas => 19,
-            ErrorCode::InvalidUpdateVersion => 108,
+            ErrorCode::StaleBrokerEpoch => 77,
             ErrorCode::IneligibleReplica => 107,
+            ErrorCode::InvalidUpdateVersion => 108,
         }
     }
 }
 
-/// The partition's leader and ISR as the controller decided them.
+/// KIP-704: whether a partition's leader was elected uncleanly and may have lost records.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub enum LeaderRecovery {
+    #[default]
+    Recovered,
+    /// Elected from outside the ISR (unclean election), until the next leader or ISR change.
+    Recovering,
+}
+
+/// A partition's assignment and leadership as the controller decided them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct LeaderAndIsr {
-    /// `None`: the partition is offline (no live ISR member, unclean election disabled).
+pub struct PartitionState {
+    pub topic_partition: TopicPartition,
+    /// The brokers holding a replica, in replica order (the first is the preferred leader).
+    pub replicas: Vec<BrokerId>,
+    /// `None`: offline (no live ISR member, unclean election disabled).
     pub leader: Option<BrokerId>,
     pub leader_epoch: LeaderEpoch,
     pub isr: Isr,
     pub partition_epoch: PartitionEpoch,
+    pub leader_recovery: LeaderRecovery,
+}
+
+/// A topic as the controller created it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: TopicId,
+    /// The topic id clients see (Kafka's UUID): the cluster's prefix and the creation number.
+    pub uuid: u128,
+    pub partitions: u32,
+    pub config: TopicConfig,
+}
+
+/// A registered broker and where clients reach it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: BrokerId,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The controller's news for one broker (KRaft's metadata records, pushed): the live brokers,
+/// topics created and deleted, and partitions whose leader, ISR or assignment changed (with
+/// their topics). The
+/// broker acts on the partitions it holds a replica of and keeps the rest to answer clients'
+/// Metadata requests.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MetadataUpdate {
+    /// The recipient's broker epoch as the controller knows it (KIP-380): an update meant for
+    /// another incarnation is dropped.
+    pub broker_epoch: BrokerEpoch,
+    /// The whole metadata (to a broker that just registered), as of this many topics ever
+    /// created: topics it does not name among those are gone. (A topic id's low 64 bits count
+    /// creations, so a full update overtaken by a later creation deletes nothing newer.)
+    pub full: Option<u64>,
+    /// The live brokers, whenever one registered (all of them, not a difference).
+    pub live_brokers: Option<Vec<BrokerInfo>>,
+    /// The topics of the partitions it mentions, and topics just created.
+    pub topics: Vec<TopicInfo>,
+    pub deleted_topics: Vec<TopicId>,
+    pub partitions: Vec<PartitionState>,
+}
+
+/// A follower naming itself in a request (KIP-903's `ReplicaState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicaId {
+    pub broker: BrokerId,
+    pub broker_epoch: BrokerEpoch,
+}
+
+/// One partition of a fetch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FetchPartition {
+    pub topic_partition: TopicPartition,
+    /// The requester's current leader epoch (KIP-320), when the variant sends it.
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    pub fetch_offset: Offset,
+    /// `partition_max_bytes`.
+    pub bytes_max: u64,
 }
 
 /// A fetch, from a follower (`replica` set) or a consumer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FetchRequest {
     /// The follower fetching, or `None` for a consumer (Kafka's replica id -1).
-    pub replica: Option<BrokerId>,
-    /// The requester's current leader epoch (KIP-320), when the variant sends it.
-    pub current_leader_epoch: Option<LeaderEpoch>,
-    pub fetch_offset: Offset,
-    /// The high watermark the requester knows: the leader holds (long-polls) a fetch that would
-    /// return neither records nor a newer high watermark, as Kafka's fetch purgatory does.
-    pub high_watermark: Offset,
+    pub replica: Option<ReplicaId>,
+    /// `min_bytes`: the leader holds the fetch until this many bytes are there to return.
+    pub min_bytes: u64,
+    /// `max_wait_ms`: ... or until this long has passed.
+    pub max_wait_ms: u32,
+    /// `max_bytes`, for the whole response (KIP-74).
+    pub bytes_max: u64,
+    pub partitions: Vec<FetchPartition>,
 }
 
-/// The answer to a fetch: records from the fetch offset, and the leader's high watermark.
+/// One partition of a fetch's answer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct FetchResponse<B> {
-    /// The responder's leader epoch.
+pub struct FetchedPartition<B> {
+    pub topic_partition: TopicPartition,
+    pub error: Option<ErrorCode>,
+    /// The responder's leader epoch for the partition.
     pub leader_epoch: LeaderEpoch,
     /// Echoes the request's fetch offset, so a stale answer is recognised.
     pub fetch_offset: Offset,
     pub high_watermark: Offset,
-    /// With OFFSET_OUT_OF_RANGE: the leader's log end offset, which the follower truncates to
-    /// (Kafka's follower asks ListOffsets for it).
+    pub log_start_offset: Offset,
+    /// With OFFSET_OUT_OF_RANGE past the log end: the leader's log end offset, which the
+    /// follower truncates to (Kafka's follower asks ListOffsets for it).
     pub log_end_offset: Option<Offset>,
     pub batches: Vec<LogEntry<B>>,
-    pub error: Option<ErrorCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FetchResponse<B> {
+    pub partitions: Vec<FetchedPartition<B>>,
+}
+
+/// Follower -> leader: where does my last epoch end in your log?
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OffsetForLeaderEpochRequest {
+    pub replica: ReplicaId,
+    pub topic_partition: TopicPartition,
+    /// The requester's current leader epoch (KIP-320), when the variant sends it.
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    /// The epoch of the requester's last batch.
+    pub leader_epoch: LeaderEpoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OffsetForLeaderEpochResponse {
+    pub topic_partition: TopicPartition,
+    /// The responder's current leader epoch.
+    pub leader_epoch: LeaderEpoch,
+    pub requested_epoch: LeaderEpoch,
+    pub result: Result<EpochEndOffset, ErrorCode>,
+}
+
+/// An ISR member as the leader proposes it: with the broker epoch its fetches carried
+/// (KIP-903), or `None` for a member not heard from in this leader epoch (not checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IsrMember {
+    pub broker: BrokerId,
+    pub broker_epoch: Option<BrokerEpoch>,
+}
+
+/// Leader -> controller: a proposed ISR (KIP-497), fenced by leader and partition epoch.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub leader: ReplicaId,
+    pub topic_partition: TopicPartition,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+    pub isr: Vec<IsrMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlterPartitionResponse {
+    pub topic_partition: TopicPartition,
+    /// The leader epoch of the proposal answered.
+    pub leader_epoch: LeaderEpoch,
+    pub result: Result<PartitionState, ErrorCode>,
+}
+
+/// A topic to create, as CreateTopics asks for it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    /// Overrides of the controller's defaults (`min.insync.replicas`, ...).
+    pub min_insync_replicas: Option<u32>,
+    pub unclean_leader_election: Option<bool>,
+}
+
+/// A client's request that only the controller can answer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AdminRequest {
+    CreateTopics(Vec<NewTopic>),
+    DeleteTopics(Vec<String>),
+}
+
+/// A client's request to the controller, forwarded by the broker it reached (KIP-590).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Forwarded<T> {
+    /// The broker that forwarded it, and the client it answers.
+    pub broker: BrokerId,
+    pub client: crate::types::ClientId,
+    pub request: T,
+}
+
+/// The outcome for one topic of CreateTopics or DeleteTopics.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicResult {
+    pub name: String,
+    pub result: Result<TopicId, ErrorCode>,
+}
+
+/// A produce request for one partition (the Kafka front end splits a request by partition
+/// and joins the answers).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProduceRequest<B> {
+    /// The requester's number for this request, echoed in the answer.
+    pub request: u32,
+    pub topic_partition: TopicPartition,
+    pub acks: Acks,
+    pub batch: B,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    pub request: u32,
+    pub topic_partition: TopicPartition,
+    /// The batch's base offset.
+    pub result: Result<Offset, ErrorCode>,
+}
+
+/// One partition as a Metadata answer describes it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub partition: u32,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Isr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub id: TopicId,
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MetadataResponse {
+    pub brokers: Vec<BrokerInfo>,
+    /// Each topic asked for: its metadata, or UNKNOWN_TOPIC_OR_PARTITION.
+    pub topics: Vec<(String, Result<TopicMetadata, ErrorCode>)>,
 }
 
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg<B> {
-    /// Controller -> broker: who leads, in which epoch, with which ISR.
-    LeaderAndIsr(LeaderAndIsr),
-    /// Controller -> broker: the session of this broker epoch expired; register again.
-    SessionExpired {
-        broker_epoch: u32,
-    },
-    /// Broker -> controller: the broker (re)started, or its session expired, and asks to be
-    /// considered alive. The broker epoch counts the broker's registrations, so the controller
-    /// tells a bounced broker (which may have lost data) from a stale registration (KIP-380).
+    // Broker <-> controller.
+    /// A broker (re)starting, or whose session expired, asks to be considered alive.
     BrokerRegistration {
-        broker_epoch: u32,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        endpoints: Vec<Endpoint>,
     },
-    /// Leader -> controller: a proposed ISR (KIP-497), fenced by leader and partition epoch.
-    AlterPartition {
-        leader_epoch: LeaderEpoch,
-        partition_epoch: PartitionEpoch,
-        isr: Isr,
+    /// The controller refuses a registration no newer than one it has seen, naming the newest.
+    BrokerRegistrationRefused {
+        broker_epoch: BrokerEpoch,
+        newest: BrokerEpoch,
     },
-    /// Controller -> leader: the ISR now in force, or why the proposal was refused.
-    AlterPartitionResponse {
-        /// The leader epoch of the proposal answered.
-        leader_epoch: LeaderEpoch,
-        result: Result<LeaderAndIsr, ErrorCode>,
+    BrokerHeartbeat {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
     },
-    /// Follower -> leader: where does my last epoch end in your log?
-    OffsetForLeaderEpoch {
-        current_leader_epoch: Option<LeaderEpoch>,
-        leader_epoch: LeaderEpoch,
+    /// `error`: STALE_BROKER_EPOCH when the session of this broker epoch is over.
+    BrokerHeartbeatResponse {
+        broker_epoch: BrokerEpoch,
+        error: Option<ErrorCode>,
     },
-    /// Leader -> follower: the answer (its meaning depends on the variant).
-    OffsetForLeaderEpochResponse {
-        /// The responder's current leader epoch.
-        leader_epoch: LeaderEpoch,
-        requested_epoch: LeaderEpoch,
-        result: Result<EpochEndOffset, ErrorCode>,
+    MetadataUpdate(Box<MetadataUpdate>),
+    AlterPartition(AlterPartitionRequest),
+    AlterPartitionResponse(Box<AlterPartitionResponse>),
+    /// A broker asks for a block of producer ids to hand out (KIP-730).
+    AllocateProducerIds {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
     },
+    AllocateProducerIdsResponse {
+        broker_epoch: BrokerEpoch,
+        first: ProducerId,
+        count: u64,
+    },
+    /// A client's admin request, forwarded by the broker it reached (KIP-590).
+    Forward(Box<Forwarded<AdminRequest>>),
+    /// The controller's answer to a forwarded request, for the broker to pass on.
+    ForwardResponse(Box<Forwarded<Vec<TopicResult>>>),
+
+    // Broker <-> broker (and consumers).
     Fetch(FetchRequest),
     FetchResponse(FetchResponse<B>),
-    /// Producer -> leader: one batch.
-    Produce {
-        sequence: u32,
-        acks: Acks,
-        batch: B,
-    },
-    ProduceResponse {
-        sequence: u32,
-        result: Result<Offset, ErrorCode>,
-    },
-    /// Controller -> clients, after every leader change: who leads now. (Kafka's clients
-    /// refresh metadata on errors and periodically; here the refresh that follows a leader
-    /// change is delivered as a message.)
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    OffsetForLeaderEpochResponse(OffsetForLeaderEpochResponse),
+
+    // Client <-> broker.
     Metadata {
-        leader: Option<BrokerId>,
-        leader_epoch: LeaderEpoch,
+        topics: Vec<String>,
     },
+    MetadataResponse(Box<MetadataResponse>),
+    Admin(AdminRequest),
+    AdminResponse(Vec<TopicResult>),
+    InitProducerId,
+    InitProducerIdResponse(Result<(ProducerId, ProducerEpoch), ErrorCode>),
+    Produce(ProduceRequest<B>),
+    ProduceResponse(ProduceResponse),
+
+    /// Host -> broker: the connection to this message's sender closed; what it was waiting
+    /// for (held fetches, acks=all writes) will never be read.
+    Disconnected,
 }
 
-/// Every timer. Timers carry no time: any armed timer may fire at any moment.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Every timer. The model checker lets any armed timer fire at any moment; a host fires it
+/// after the duration it was set with (`specs/protocol.md`, "Timers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Timer {
-    /// Controller: the broker's session expired (it stopped heartbeating, or looks so).
+    /// Controller: the broker has not heartbeaten for `broker.session.timeout.ms`.
     SessionExpiry(BrokerId),
-    /// Leader: the follower has not caught up within `replica.lag.time.max.ms`.
-    ReplicaLag(BrokerId),
-    /// Follower: back off, then retry a fetch or OffsetForLeaderEpoch that got a retriable error.
-    FetchBackoff,
+    /// Broker: time to heartbeat (`broker.heartbeat.interval.ms`).
+    Heartbeat,
+    /// Leader: the follower has not caught up for `replica.lag.time.max.ms` (re-armed at
+    /// each fetch that shows it caught up).
+    ReplicaLag(TopicPartition, BrokerId),
+    /// Follower: back off, then retry a partition's fetch or OffsetForLeaderEpoch.
+    FetchBackoff(TopicPartition),
+    /// Leader: the held fetch of this requester has waited its `max_wait_ms`.
+    FetchExpiry(crate::effects::Address),
+    /// Broker: write the HW checkpoint (`replica.high.watermark.checkpoint.interval.ms`).
+    HighWatermarkCheckpoint,
+    /// Broker: apply retention (`log.retention.check.interval.ms`).
+    Retention,
     /// Client: back off after a retriable error, then retry (`retry.backoff.ms`).
     RetryBackoff,
+    /// Client: a request to this broker went unanswered (`request.timeout.ms`).
+    RequestTimeout(BrokerId),
+    /// Client: its Metadata request went unanswered (`request.timeout.ms`).
+    MetadataTimeout,
+}
+
+/// Shorthand for the answer to a partition's fetch that carries only an error.
+pub fn fetch_error<B>(
+    topic_partition: TopicPartition,
+    fetch_offset: Offset,
+    error: ErrorCode,
+) -> FetchedPartition<B> {
+    FetchedPartition {
+        topic_partition,
+        error: Some(error),
+        leader_epoch: LeaderEpoch(0),
+        fetch_offset,
+        high_watermark: Offset(0),
+        log_start_offset: Offset(0),
+        log_end_offset: None,
+        batches: Vec::new(),
+    }
+}
+
+/// The ISR of a partition as a set, from AlterPartition's members.
+pub fn isr_of(members: &[IsrMember]) -> Isr {
+    members.iter().map(|m| m.broker).collect()
 }

@@ -1,58 +1,66 @@
-//! The protocol's quantities as newtypes, named as Kafka names them, and the configuration
-//! that selects which era of Kafka's replication protocol the actors follow.
+//! The protocol's quantities and identities as newtypes, named as Kafka names them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// A position in the partition's log: the offset the next record gets is the log end offset.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Offset(pub u64);
+macro_rules! quantity {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+            Deserialize,
+        )]
+        pub struct $name(pub $inner);
 
-/// The epoch of a partition leader; bumped by the controller on every election.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct LeaderEpoch(pub u32);
-
-/// The version of the partition's leader-and-ISR record; bumped on every leader or ISR change.
-/// AlterPartition carries it so the controller can fence stale proposals (KIP-497).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct PartitionEpoch(pub u32);
-
-/// A broker's identity; brokers are numbered from 1, as in a Kafka cluster's `node.id`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct BrokerId(pub u32);
-
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for LeaderEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl fmt::Display for PartitionEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl fmt::Display for BrokerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+quantity!(
+    /// A position in a partition's log: the offset the next record gets is the log end offset.
+    Offset(u64)
+);
+quantity!(
+    /// The epoch of a partition's leader; bumped by the controller on every change of leader.
+    LeaderEpoch(u32)
+);
+quantity!(
+    /// The version of a partition's leader-and-ISR record; bumped on every leader or ISR change.
+    /// AlterPartition carries it so the controller can fence stale proposals (KIP-497).
+    PartitionEpoch(u32)
+);
+quantity!(
+    /// A broker's identity, Kafka's `node.id`.
+    BrokerId(u32)
+);
+quantity!(
+    /// One registration of a broker with the controller, assigned by the controller and larger
+    /// than every epoch assigned before (KIP-380; KRaft's broker epoch). A broker that restarts
+    /// or whose session expired registers again and gets a new one, so requests and
+    /// assignments meant for an earlier incarnation are recognised.
+    BrokerEpoch(u64)
+);
+quantity!(
+    /// An idempotent producer's identity, allocated by the controller, never handed out twice.
+    ProducerId(u64)
+);
+quantity!(
+    /// The epoch of a producer id; a producer bumps it to reset its sequence numbers (KIP-360).
+    ProducerEpoch(u16)
+);
+quantity!(
+    /// The sequence number of a producer's first record in a batch, counted per partition.
+    Sequence(u32)
+);
+quantity!(
+    /// A requester that is not a broker, as the host names it (a client connection).
+    ClientId(u32)
+);
 
 impl Offset {
     pub fn plus(self, count: u64) -> Offset {
@@ -72,10 +80,82 @@ impl PartitionEpoch {
     }
 }
 
+impl BrokerEpoch {
+    pub fn next(self) -> BrokerEpoch {
+        BrokerEpoch(self.0 + 1)
+    }
+}
+
+impl ProducerEpoch {
+    pub fn next(self) -> ProducerEpoch {
+        ProducerEpoch(self.0.wrapping_add(1))
+    }
+}
+
+impl Sequence {
+    /// The sequence after a batch of `count` records starting here (Kafka wraps at i32::MAX).
+    pub fn after(self, count: u64) -> Sequence {
+        Sequence(((u64::from(self.0) + count) % (i32::MAX as u64 + 1)) as u32)
+    }
+}
+
+/// A topic's identity within the cluster: the controller numbers topics as it creates them, so
+/// a topic deleted and created again under the same name gets a new id and a broker never
+/// mixes the two. Clients see it as a UUID (`TopicInfo::uuid`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct TopicId(pub u64);
+
+impl TopicId {
+    /// Which creation this topic was.
+    pub fn creation(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A topic's id as Kafka's clients see it (a UUID), in its usual 8-4-4-4-12 form.
+pub fn format_uuid(uuid: u128) -> String {
+    let hex = format!("{uuid:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// One partition of one topic: what every replica message, timer and log names.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct TopicPartition {
+    pub topic_id: TopicId,
+    pub partition: u32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.topic_id, self.partition)
+    }
+}
+
+/// The map the model's state uses: a sorted vector. The checker clones and hashes states by the
+/// million, and a `BTreeMap` allocates a node of eleven entries even for one.
+pub type Map<K, V> = litemap::LiteMap<K, V>;
+
 /// The in-sync replica set: brokers that hold every committed record.
 pub type Isr = BTreeSet<BrokerId>;
 
-/// Formats an ISR as `{1,2,3}`.
+/// Formats a set of brokers as `{1,2,3}`.
 pub fn format_isr(isr: &Isr) -> String {
     let members: Vec<String> = isr.iter().map(|b| b.0.to_string()).collect();
     format!("{{{}}}", members.join(","))
@@ -84,11 +164,11 @@ pub fn format_isr(isr: &Isr) -> String {
 /// The producer's `acks` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Acks {
-    /// No response at all.
+    /// `0`: no response at all.
     None,
-    /// The leader answers once it has appended the batch.
+    /// `1`: the leader answers once it has appended the batch.
     Leader,
-    /// The leader answers once the high watermark has passed the batch (`acks=all`, `-1`).
+    /// `all` (`-1`): the leader answers once the high watermark has passed the batch.
     All,
 }
 
@@ -139,30 +219,6 @@ pub enum CrashKind {
 pub enum FlushPolicy {
     /// Kafka's default: the page cache holds acknowledged data.
     Never,
-    /// fsync after every append, before anything is acknowledged or sent.
+    /// fsync after every append, before anything is acknowledged or replicated.
     Always,
-}
-
-/// The settings every broker shares, Kafka's broker and topic configuration in this model.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ProtocolConfig {
-    /// How many brokers hold a replica of the partition (all of them: RF = brokers).
-    pub replication_factor: u32,
-    /// `min.insync.replicas`.
-    pub min_insync_replicas: u32,
-    /// The truncation and fencing rules.
-    pub variant: Variant,
-    /// `unclean.leader.election.enable`.
-    pub unclean_leader_election: bool,
-    /// `flush.messages`: 1 (always) or never.
-    pub flush: FlushPolicy,
-    /// The most batches one fetch response carries (`fetch.max.bytes`, counted in batches).
-    pub fetch_batches_max: usize,
-}
-
-impl ProtocolConfig {
-    /// The brokers that hold a replica, in replica order.
-    pub fn replicas(&self) -> impl Iterator<Item = BrokerId> {
-        (1..=self.replication_factor).map(BrokerId)
-    }
 }

@@ -5,9 +5,9 @@
 //!   `segment.bytes` 128 MiB, so one roll per run) against `File::write_all` of the same bytes
 //!   in the same sizes to a fresh file. Creating the log or file, and the first batch (whose
 //!   new leader epoch writes and fsyncs the epoch checkpoint), are not timed.
-//! - `read/<size>`: that log read whole with `read(offset, log end, usize::MAX)` (at most the
-//!   1 MiB read limit each) against plain sequential 1 MiB `read`s of the same segment files
-//!   into one reused buffer. Both touch one byte per 4 KiB of what they get.
+//! - `read/<size>`: that log read whole with `read(offset, log end, 1 MiB)` (at most 1 MiB
+//!   each, or the one batch when it is larger) against plain sequential 1 MiB `read`s of the
+//!   same segment files into one reused buffer. Both touch one byte per 4 KiB of what they get.
 //!
 //! Files live under `CARGO_TARGET_TMPDIR` (the target folder's disk), nothing is fsynced while
 //! timed. After criterion's figures, `ratio` lines compare the medians of a few alternating
@@ -156,7 +156,7 @@ impl Written {
         let end = self.log.log_end_offset();
         let (mut from, mut sum, mut bytes) = (0, 0, 0);
         while from < end {
-            let entries = self.log.read(from, end, usize::MAX).unwrap();
+            let entries = self.log.read(from, end, READ_CHUNK as u64).unwrap();
             let last = entries.last().expect("a batch below the log end");
             from = last.base_offset.0 + last.batch.header().record_count();
             for entry in &entries {

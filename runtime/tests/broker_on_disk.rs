@@ -1,217 +1,160 @@
-//! The model's broker actor, unchanged, on the on-disk log: a leader appends produced batches
-//! to its segments, serves a follower's fetch from them, the follower appends the very same
-//! bytes to its own, truncates after OffsetForLeaderEpoch, crashes (power) and restarts from
-//! what its disk and its saved storage hold.
+//! The model's broker actor, unchanged, on the on-disk log, hosted by the virtual-clock
+//! simulator: three brokers holding six partitions between them replicate produced batches
+//! into byte-identical segments, and a follower that loses power restarts from what its disk
+//! kept (one data folder, many partitions), registers again and catches up.
 
-use gregor_model::actor::{ActorState, Ctx, GregorActor, Out, Storage};
-use gregor_model::log::{EpochEndOffset, ReplicaLog};
-use gregor_model::message::{FetchRequest, LeaderAndIsr, Msg};
-use gregor_model::types::{
-    Acks, BrokerId, FlushPolicy, LeaderEpoch, Offset, PartitionEpoch, ProtocolConfig, Variant,
-};
+use gregor_model::config::{BrokerConfig, ControllerConfig, ProtocolConfig, TopicConfig};
+use gregor_model::effects::Address;
+use gregor_model::log::ReplicaLog;
+use gregor_model::message::{AdminRequest, Msg, NewTopic, ProduceRequest};
+use gregor_model::sim::Simulation;
+use gregor_model::types::{Acks, BrokerId, ClientId, LeaderEpoch, Offset, TopicPartition};
 use gregor_runtime::storage::testing::batch;
-use gregor_runtime::storage::{
-    DataDir, DiskDurable, DiskLog, KafkaBatch, LogConfig, ManualClock, TopicPartition,
-};
-use stateright::actor::{Actor, Command, Id};
-use std::borrow::Cow;
+use gregor_runtime::storage::{DataDir, DiskLog, DiskLogConfig, LogConfig, ManualClock};
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-type Broker = GregorActor<DiskLog>;
-type State = ActorState<DiskLog>;
+const CLIENT: ClientId = ClientId(9);
 
-fn protocol() -> ProtocolConfig {
-    ProtocolConfig {
-        replication_factor: 3,
-        min_insync_replicas: 2,
-        variant: Variant::Kip320,
-        unclean_leader_election: false,
-        flush: FlushPolicy::Never,
-        fetch_batches_max: 8,
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+fn log_config(root: &Path, broker: BrokerId) -> DiskLogConfig {
+    DiskLogConfig {
+        data_dir: DataDir::open(root.join(format!("broker-{broker}"))).unwrap(),
+        log: LogConfig::default(),
+        clock: Arc::new(ManualClock::new(1_000_000)),
     }
 }
 
-/// Opens (recovering) broker `id`'s log under `root` and the actor that runs on it.
-fn broker(root: &Path, id: u32) -> (Broker, DiskLog) {
-    let data_dir = DataDir::open(root.join(format!("broker-{id}"))).unwrap();
-    let log = data_dir
-        .open_log(
-            TopicPartition::new("orders", 0).unwrap(),
-            LogConfig::default(),
-            Arc::new(ManualClock::new(0)),
-        )
-        .unwrap();
-    let log = DiskLog::new(log);
-    let actor = GregorActor::Broker {
-        ctx: Ctx::new(protocol()),
-        id: BrokerId(id),
-        log_config: log.clone(),
-    };
-    (actor, log)
+fn cluster(root: &Path) -> Simulation<DiskLog> {
+    let mut sim = Simulation::new(ms(1));
+    sim.add_controller(ControllerConfig {
+        topic_defaults: TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        },
+        ..ControllerConfig::default()
+    });
+    for id in 1..=3 {
+        let config = BrokerConfig::new(BrokerId(id), ProtocolConfig::default());
+        sim.add_broker(config, log_config(root, BrokerId(id)));
+    }
+    sim.run_for(ms(100));
+    let topics = ["orders", "payments"].map(|name| NewTopic {
+        name: name.to_string(),
+        partitions: 3,
+        replication_factor: 3,
+        min_insync_replicas: None,
+        unclean_leader_election: None,
+    });
+    let create = AdminRequest::CreateTopics(topics.to_vec());
+    sim.send_as(CLIENT, Address::Broker(BrokerId(2)), Msg::Admin(create));
+    sim.run_for(ms(500));
+    sim
 }
 
-/// Runs one step; returns the messages sent (destination, message) and the last `Save`.
-type Step = (Vec<(usize, Msg<KafkaBatch>)>, Option<Storage<DiskDurable>>);
+fn partitions(sim: &Simulation<DiskLog>) -> Vec<(String, TopicPartition)> {
+    let controller = sim.controller().unwrap();
+    controller
+        .topics
+        .iter()
+        .flat_map(|(id, topic)| {
+            (0..topic.info.partitions).map(|p| {
+                let tp = TopicPartition {
+                    topic_id: *id,
+                    partition: p,
+                };
+                (format!("{}-{p}", topic.info.name), tp)
+            })
+        })
+        .collect()
+}
 
-fn split(out: Out<DiskLog>) -> Step {
-    let mut sent = Vec::new();
-    let mut saved = None;
-    for command in out {
-        match command {
-            Command::Send(dst, msg) => sent.push((usize::from(dst), msg)),
-            Command::Save(storage) => saved = Some(storage),
-            _ => {}
+fn leader_of(sim: &Simulation<DiskLog>, tp: TopicPartition) -> BrokerId {
+    sim.controller()
+        .unwrap()
+        .partition(tp)
+        .unwrap()
+        .leader
+        .unwrap()
+}
+
+/// Writes `count` batches of 3 records to every partition, acks=all.
+fn produce_everywhere(sim: &mut Simulation<DiskLog>, count: u32) {
+    let mut request = 0;
+    for (_, tp) in partitions(sim) {
+        for _ in 0..count {
+            request += 1;
+            let produce = ProduceRequest {
+                request,
+                topic_partition: tp,
+                acks: Acks::All,
+                batch: batch(3, 1_000 + i64::from(request), 40),
+            };
+            let leader = leader_of(sim, tp);
+            sim.send_as(CLIENT, Address::Broker(leader), Msg::Produce(produce));
+            sim.run_for(ms(5));
         }
     }
-    (sent, saved)
+    sim.run_for(ms(200));
+    let answered = sim
+        .take_received()
+        .iter()
+        .filter(|r| matches!(&r.msg, Msg::ProduceResponse(p) if p.result.is_ok()))
+        .count();
+    assert_eq!(answered as u32, request, "every write is acknowledged");
 }
 
-fn start(actor: &Broker, id: usize, storage: Option<Storage<DiskDurable>>) -> (State, Step) {
-    let mut out = Out::new();
-    let state = actor.on_start(Id::from(id), &storage, &mut out);
-    (state, split(out))
-}
-
-fn deliver(actor: &Broker, id: usize, state: &mut State, src: usize, msg: Msg<KafkaBatch>) -> Step {
-    let mut next = Cow::Borrowed(&*state);
-    let mut out = Out::new();
-    actor.on_msg(Id::from(id), &mut next, Id::from(src), msg, &mut out);
-    *state = next.into_owned();
-    split(out)
-}
-
-fn segment_bytes(root: &Path, id: u32) -> Vec<u8> {
-    fs::read(root.join(format!("broker-{id}/orders-0/00000000000000000000.log"))).unwrap()
+fn segment(root: &Path, broker: u32, folder: &str) -> Vec<u8> {
+    fs::read(root.join(format!("broker-{broker}/{folder}/00000000000000000000.log"))).unwrap()
 }
 
 #[test]
-fn the_broker_actor_replicates_truncates_and_recovers_on_disk() {
+fn replicas_of_many_partitions_hold_the_very_bytes_and_a_powered_off_follower_catches_up() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
-    let (leader, leader_log) = broker(root, 1);
-    let (follower, follower_log) = broker(root, 2);
-    let (mut leader_state, _) = start(&leader, 1, None);
-    let (mut follower_state, (sent, _)) = start(&follower, 2, None);
-    let [(1, Msg::Fetch(first_fetch))] = &sent[..] else {
-        panic!("the follower fetches from broker 1 at first boot: {sent:?}");
-    };
+    let mut sim = cluster(root);
+    let all = partitions(&sim);
+    assert_eq!(all.len(), 6);
+    produce_everywhere(&mut sim, 4);
 
-    // The leader appends two produced batches to its segment, stamped in place.
-    let produced = [batch(3, 1_000, 50), batch(2, 2_000, 70)];
-    for (sequence, b) in produced.iter().enumerate() {
-        let produce = Msg::Produce {
-            sequence: sequence as u32,
-            acks: Acks::All,
-            batch: b.clone(),
-        };
-        deliver(&leader, 1, &mut leader_state, 4, produce);
+    // Every replica of every partition: the same bytes as the leader's segment, stamped with
+    // offsets and the leader epoch in place.
+    for (folder, tp) in &all {
+        let leader = leader_of(&sim, *tp);
+        let expected = segment(root, leader.0, folder);
+        for broker in 1..=3 {
+            assert_eq!(
+                segment(root, broker, folder),
+                expected,
+                "{folder} on broker {broker}"
+            );
+        }
+        let log = &sim.broker(leader).unwrap().replicas[tp].log;
+        assert_eq!(log.log_end_offset(), Offset(12));
+        let read = log.read(Offset(4), Offset(12), 1 << 20).unwrap();
+        assert_eq!(
+            read[0].base_offset,
+            Offset(3),
+            "a read inside a batch returns it whole"
+        );
+        assert_eq!(read[0].leader_epoch, LeaderEpoch(0));
     }
-    assert_eq!(leader_log.log_end_offset(), Offset(5));
-    let on_disk = leader_log.read(Offset(0), Offset(5), 8);
-    assert_eq!(on_disk[1].base_offset, Offset(3));
-    assert_eq!(on_disk[1].batch.header().base_offset, 3);
-    assert_eq!(on_disk[1].batch.header().partition_leader_epoch, 1);
-    assert_eq!(on_disk[1].batch.bytes()[16..], produced[1].bytes()[16..]);
 
-    // The follower's fetch is served from the leader's segment; the follower appends the same
-    // bytes, so the two segment files are identical.
-    let (sent, _) = deliver(
-        &leader,
-        1,
-        &mut leader_state,
-        2,
-        Msg::Fetch(first_fetch.clone()),
-    );
-    let [(2, Msg::FetchResponse(response))] = &sent[..] else {
-        panic!("the leader answers the fetch: {sent:?}");
-    };
-    assert_eq!(response.batches, on_disk);
-    let response = Msg::FetchResponse(response.clone());
-    let (sent, saved) = deliver(&follower, 2, &mut follower_state, 1, response);
-    assert!(matches!(
-        &sent[..],
-        [(
-            1,
-            Msg::Fetch(FetchRequest {
-                fetch_offset: Offset(5),
-                ..
-            })
-        )]
-    ));
-    assert!(saved.is_some());
-    assert_eq!(segment_bytes(root, 2), segment_bytes(root, 1));
-    // The log's own periodic flush (`flush.ms`) makes the follower's copy durable.
-    follower_log.lock().flush().unwrap();
-
-    // A new leader (broker 3, epoch 2) whose log ends epoch 1 at offset 3: the follower asks,
-    // then truncates its segment to the batch boundary 3.
-    let leader_and_isr = Msg::LeaderAndIsr(LeaderAndIsr {
-        leader: Some(BrokerId(3)),
-        leader_epoch: LeaderEpoch(2),
-        isr: [BrokerId(2), BrokerId(3)].into_iter().collect(),
-        partition_epoch: PartitionEpoch(2),
-    });
-    let (sent, _) = deliver(&follower, 2, &mut follower_state, 0, leader_and_isr);
-    assert!(
-        matches!(
-            &sent[..],
-            [(
-                3,
-                Msg::OffsetForLeaderEpoch {
-                    leader_epoch: LeaderEpoch(1),
-                    ..
-                }
-            )]
-        ),
-        "{sent:?}"
-    );
-    let answer = Msg::OffsetForLeaderEpochResponse {
-        leader_epoch: LeaderEpoch(2),
-        requested_epoch: LeaderEpoch(1),
-        result: Ok(EpochEndOffset {
-            leader_epoch: Some(LeaderEpoch(1)),
-            end_offset: Offset(3),
-        }),
-    };
-    let (sent, saved) = deliver(&follower, 2, &mut follower_state, 3, answer);
-    assert!(matches!(
-        &sent[..],
-        [(
-            3,
-            Msg::Fetch(FetchRequest {
-                fetch_offset: Offset(3),
-                ..
-            })
-        )]
-    ));
-    assert_eq!(follower_log.log_end_offset(), Offset(3));
-    let first_batch_len = on_disk[0].batch.len();
-    assert_eq!(segment_bytes(root, 2).len(), first_batch_len);
-
-    // New data from the new leader, not flushed (flush never), then a power failure that
-    // keeps only what was fsynced: the truncation (made durable) and nothing appended after.
-    let from_new_leader = batch(1, 3_000, 20).stamped(Offset(3), LeaderEpoch(2));
-    let response = Msg::FetchResponse(gregor_model::message::FetchResponse {
-        leader_epoch: LeaderEpoch(2),
-        fetch_offset: Offset(3),
-        high_watermark: Offset(3),
-        log_end_offset: None,
-        batches: vec![gregor_model::log::LogEntry {
-            base_offset: Offset(3),
-            leader_epoch: LeaderEpoch(2),
-            batch: from_new_leader,
-        }],
-        error: None,
-    });
-    let (_, saved_after) = deliver(&follower, 2, &mut follower_state, 3, response);
-    assert_eq!(follower_log.log_end_offset(), Offset(4));
-    let saved = saved_after
-        .or(saved)
-        .expect("the follower saves its storage");
-    let durable = follower_log.lock().durable_lengths();
-    drop((follower_state, follower_log, follower));
+    // Broker 3 loses power: only what was fsynced stays (here the logs never flushed on their
+    // own, so only the segments' first fsync at creation: nothing of the records).
+    let durable: Vec<_> = sim
+        .broker(BrokerId(3))
+        .unwrap()
+        .replicas
+        .iter()
+        .flat_map(|(_, replica)| replica.log.lock().durable_lengths())
+        .collect();
+    sim.crash(Address::Broker(BrokerId(3)));
     for file in durable {
         fs::OpenOptions::new()
             .write(true)
@@ -220,20 +163,39 @@ fn the_broker_actor_replicates_truncates_and_recovers_on_disk() {
             .set_len(file.length)
             .unwrap();
     }
+    // Its session expires (broker.session.timeout.ms, 9 s): the controller takes it out of
+    // every ISR, and acks=all goes on without it.
+    sim.run_for(Duration::from_secs(10));
+    produce_everywhere(&mut sim, 1);
 
-    // The restart: the actor reopens the recovered log with its saved storage, keeps the
-    // high watermark no higher than the log, and registers with the controller.
-    let (follower, follower_log) = broker(root, 2);
-    assert_eq!(follower_log.log_end_offset(), Offset(3));
-    let (state, (sent, saved)) = start(&follower, 2, Some(saved));
-    let state = state.broker().expect("a broker").clone();
-    assert_eq!(state.log.log_end_offset(), Offset(3));
-    assert!(state.high_watermark <= Offset(3));
-    assert!(
-        matches!(&sent[..], [(0, Msg::BrokerRegistration { .. })]),
-        "{sent:?}"
+    // It restarts from its data folder with the broker epoch it saved, registers again (the
+    // controller fences its old incarnation everywhere), and catches up on every partition.
+    sim.restart(Address::Broker(BrokerId(3)));
+    let restarted = sim.broker(BrokerId(3)).unwrap();
+    assert_eq!(restarted.broker_epoch.0, 2);
+    assert_eq!(
+        restarted.replicas.len(),
+        6,
+        "every partition's log reopened"
     );
-    assert!(matches!(saved, Some(Storage::Broker(s)) if s.log.path.ends_with("broker-2/orders-0")));
-    assert_eq!(state.log.epoch_entries().len(), 1);
-    assert!(follower_log.failure().is_none());
+    sim.run_for(ms(2000));
+    for (folder, tp) in &all {
+        let leader = leader_of(&sim, *tp);
+        assert_ne!(leader, BrokerId(3), "fenced as leader of {folder}");
+        assert_eq!(
+            segment(root, 3, folder),
+            segment(root, leader.0, folder),
+            "{folder} caught up"
+        );
+        let controller = sim.controller().unwrap();
+        assert!(
+            controller
+                .partition(*tp)
+                .unwrap()
+                .isr
+                .contains(&BrokerId(3)),
+            "back in {folder}'s ISR"
+        );
+    }
+    assert!(sim.stopped.is_empty(), "no log failed: {:?}", sim.stopped);
 }

@@ -59,11 +59,13 @@ fn encode(b: usize, records: usize, compression: Compression) -> KafkaBatch {
     testing::encode(&records, compression)
 }
 
+/// Small reads, so that several reads are exercised too.
+const READ_BYTES_MAX: u64 = 1500;
+
 fn open(dir: &Path) -> PartitionLog {
     let config = LogConfig {
-        // Small segments and reads, so that rolls and several reads are exercised too.
+        // Small segments, so that rolls are exercised too.
         segment_bytes: 1024,
-        read_bytes_max: 1500,
         ..LogConfig::default()
     };
     DataDir::open(dir)
@@ -77,12 +79,14 @@ fn open(dir: &Path) -> PartitionLog {
         .unwrap()
 }
 
-/// Every batch of the log, in as many reads as the read byte limit takes.
+/// Every batch of the log, in as many reads as the byte limit takes.
 fn read_all(log: &PartitionLog) -> Vec<KafkaBatch> {
     let mut batches = Vec::new();
     let mut from = 0;
     while from < log.log_end_offset() {
-        let entries = log.read(from, log.log_end_offset(), usize::MAX).unwrap();
+        let entries = log
+            .read(from, log.log_end_offset(), READ_BYTES_MAX)
+            .unwrap();
         let last = entries
             .last()
             .expect("a read below the log end returns a batch");

@@ -64,7 +64,7 @@ impl Fixture {
                 log.flush().unwrap();
             }
         }
-        let all = log.read(0, 38, usize::MAX).unwrap();
+        let all = log.read(0, 38, u64::MAX).unwrap();
         let flushed = all[..13].to_vec();
         let segments = log.durable_lengths();
         assert_eq!(log.recovery_point(), 26);
@@ -117,7 +117,7 @@ fn cut(path: &Path, len: u64) {
 }
 
 fn read_all(log: &PartitionLog) -> Vec<LogEntry<KafkaBatch>> {
-    log.read(0, log.log_end_offset(), usize::MAX).unwrap()
+    log.read(0, log.log_end_offset(), u64::MAX).unwrap()
 }
 
 #[test]

@@ -1,17 +1,23 @@
-//! The on-disk log against the model's in-memory log: the same random operations (append,
-//! read, truncate, roll, retention, flush, close and reopen, a process crash, and a power
-//! failure that keeps a random byte-prefix of the unflushed data and may lose the indexes)
-//! go to both, and after every step they must agree on the log end offset, the epoch cache
-//! and every batch from the log start offset on.
+//! The on-disk log against the model's in-memory log, both through the model's `ReplicaLog`
+//! trait: the same random operations (append, byte-limited reads, `bytes_between`, truncate,
+//! truncate fully and start at, advance the log start offset, retention, roll, flush, close and
+//! reopen, a process crash, and a power failure that keeps a random byte-prefix of the unflushed
+//! data and may lose the indexes) go to both, and after every step they must agree on the log
+//! start and end offsets, the last epoch, the epoch cache and every batch.
 //!
-//! The model's log has no retention, so the runner keeps the log start offset the disk log
-//! reports and compares from there; proptest prints the failing operations and shrinks them.
+//! Retention is the one rule the two logs do not share (the model's deletes its oldest batch,
+//! the disk's whole segments by `retention.bytes`): the runner asks the disk log how far its
+//! retention goes and moves both logs' start there, unbounded by any high watermark, so that
+//! the log start passes unflushed batches which a power failure then loses. Proptest prints
+//! the failing operations and shrinks them.
 
-use gregor_model::log::{EpochEntry, LogEntry, MemoryLog, RecordBatch, ReplicaLog};
+use gregor_model::log::{
+    EpochEntry, LogName, MemoryDurable, MemoryLog, MemoryLogConfig, RecordBatch, ReplicaLog,
+};
 use gregor_model::types::{CrashKind, LeaderEpoch, Offset};
 use gregor_runtime::storage::testing::batch;
 use gregor_runtime::storage::{
-    DataDir, KafkaBatch, LogConfig, ManualClock, PartitionLog, TopicPartition,
+    Clock, DataDir, DiskLog, DiskLogConfig, KafkaBatch, LogConfig, ManualClock,
 };
 use proptest::prelude::*;
 use std::fs;
@@ -31,13 +37,27 @@ enum Op {
     Read {
         from: f64,
         until: f64,
-        batches_max: usize,
+        bytes_max: u64,
     },
+    BytesBetween {
+        from: f64,
+        until: f64,
+        enough: u64,
+    },
+    /// To a fraction of the way from a little below the log start to the end.
     Truncate {
         to: f64,
     },
-    Roll,
+    /// At a fraction of the way from the log start to a little past the end.
+    TruncateFullyAndStartAt {
+        at: f64,
+    },
+    /// To a fraction of the way from the log start to the end (past it above 1).
+    AdvanceLogStartOffset {
+        to: f64,
+    },
     Retention,
+    Roll,
     Flush,
     Reopen,
     CrashProcess,
@@ -51,13 +71,17 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (1u32..4, 0usize..300, prop_oneof![6 => Just(0), 2 => Just(1), 1 => Just(-1)])
+        10 => (1u32..4, 0usize..300, prop_oneof![6 => Just(0), 2 => Just(1), 1 => Just(-1)])
             .prop_map(|(records, value_bytes, epoch_step)| Op::Append { records, value_bytes, epoch_step }),
-        3 => (0.0..1.0f64, 0.0..1.0f64, 1usize..8)
-            .prop_map(|(from, until, batches_max)| Op::Read { from, until, batches_max }),
+        3 => (0.0..1.0f64, 0.0..=1.0f64, prop_oneof![0u64..2500, Just(u64::MAX)])
+            .prop_map(|(from, until, bytes_max)| Op::Read { from, until, bytes_max }),
+        1 => (0.0..1.0f64, 0.0..=1.0f64, prop_oneof![0u64..2500, Just(u64::MAX)])
+            .prop_map(|(from, until, enough)| Op::BytesBetween { from, until, enough }),
         2 => (0.0..1.0f64).prop_map(|to| Op::Truncate { to }),
-        1 => Just(Op::Roll),
+        1 => (0.0..=1.0f64).prop_map(|at| Op::TruncateFullyAndStartAt { at }),
+        2 => (0.0..1.2f64).prop_map(|to| Op::AdvanceLogStartOffset { to }),
         1 => Just(Op::Retention),
+        1 => Just(Op::Roll),
         2 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         1 => Just(Op::CrashProcess),
@@ -71,18 +95,28 @@ fn config() -> LogConfig {
         index_interval_bytes: 200,
         retention_ms: None,
         retention_bytes: Some(2500),
-        // Smaller than some segments: reads stop at the byte limit, mid-segment too.
-        read_bytes_max: 700,
         ..LogConfig::default()
+    }
+}
+
+/// The model's log as a power failure treats it: only what was flushed survives.
+const MEMORY: MemoryLogConfig = MemoryLogConfig {
+    crash: CrashKind::Power,
+    retention: false,
+};
+
+fn name() -> LogName {
+    LogName {
+        topic: "orders".to_string(),
+        partition: 0,
     }
 }
 
 struct Runner {
     dir: tempfile::TempDir,
     clock: ManualClock,
-    disk: Option<PartitionLog>,
+    disk: Option<DiskLog>,
     memory: MemoryLog<KafkaBatch>,
-    log_start: u64,
 }
 
 fn scratch_dir() -> tempfile::TempDir {
@@ -94,31 +128,47 @@ fn scratch_dir() -> tempfile::TempDir {
     }
 }
 
+/// A broker's view of its data folder after a (re)start: the checkpoints read afresh.
+fn disk_config(dir: &Path, clock: &ManualClock) -> DiskLogConfig {
+    DiskLogConfig {
+        data_dir: DataDir::open(dir).unwrap(),
+        log: config(),
+        clock: Arc::new(clock.clone()),
+    }
+}
+
 impl Runner {
     fn new() -> Runner {
         let dir = scratch_dir();
         let clock = ManualClock::new(0);
-        let disk = open(dir.path(), &clock);
+        let disk = DiskLog::create(&disk_config(dir.path(), &clock), &name()).unwrap();
         Runner {
             dir,
             clock,
             disk: Some(disk),
-            memory: MemoryLog::open(&CrashKind::Power, None),
-            log_start: 0,
+            memory: MemoryLog::create(&MEMORY, &name()).unwrap(),
         }
     }
 
-    fn disk(&mut self) -> &mut PartitionLog {
+    fn disk(&mut self) -> &mut DiskLog {
         self.disk.as_mut().expect("open")
+    }
+
+    fn start(&self) -> u64 {
+        self.memory.log_start_offset().0
     }
 
     fn end(&self) -> u64 {
         self.memory.log_end_offset().0
     }
 
-    /// An offset a fraction of the way from the log start to the end.
-    fn between(&self, fraction: f64) -> u64 {
-        self.log_start + ((self.end() - self.log_start) as f64 * fraction) as u64
+    /// An offset a fraction of the way from `low` to `high`.
+    fn between(low: u64, high: u64, fraction: f64) -> Offset {
+        Offset(low + ((high - low) as f64 * fraction) as u64)
+    }
+
+    fn in_log(&self, fraction: f64) -> Offset {
+        Runner::between(self.start(), self.end(), fraction)
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
@@ -128,115 +178,141 @@ impl Runner {
                 value_bytes,
                 epoch_step,
             } => {
-                // Relative to the newest epoch the model's cache knows. The model's log keeps
-                // epochs from below the log start that the disk log, like Kafka's, forgets
-                // once the log is emptied down to its start; a stale epoch appended just then
-                // is the one case where the two caches may differ, so it is not generated.
                 let newest = self
                     .memory
                     .epoch_entries()
                     .last()
                     .map_or(1, |e| e.leader_epoch.0 as i32);
-                let emptied = self.end() == self.log_start && self.log_start > 0;
-                let step = if emptied {
-                    epoch_step.max(0)
-                } else {
-                    epoch_step
-                };
-                let epoch = LeaderEpoch((newest + step).max(0) as u32);
+                let epoch = LeaderEpoch((newest + epoch_step).max(0) as u32);
                 self.clock.advance(10);
-                let b = batch(records, self.clock_ms(), value_bytes);
-                let base = self.disk().append(epoch, &b).unwrap();
-                let expected = self.memory.append(epoch, b.stamped(Offset(base), epoch));
-                prop_assert_eq!(base, expected.0);
+                let b = batch(records, self.clock.now_ms(), value_bytes);
+                let base = self.disk().append(epoch, b.clone()).unwrap();
+                let expected = self.memory.append(epoch, b.stamped(base, epoch)).unwrap();
+                prop_assert_eq!(base, expected);
             }
             Op::Read {
                 from,
                 until,
-                batches_max,
+                bytes_max,
             } => {
-                let (from, until) = (self.between(from), self.between(until));
-                // The disk log may stop early at its byte limit, but returns a prefix of the
-                // model's answer, and never nothing when there is something.
-                let disk = self.disk().read(from, until, batches_max).unwrap();
-                let memory = self.memory.read(Offset(from), Offset(until), batches_max);
-                prop_assert!(
-                    memory.starts_with(&disk),
-                    "read({}, {}, {}): {:?} vs {:?}",
-                    from,
-                    until,
-                    batches_max,
-                    disk,
-                    memory
-                );
-                prop_assert_eq!(disk.is_empty(), memory.is_empty());
+                let (from, until) = (self.in_log(from), self.in_log(until));
+                let disk = self.disk().read(from, until, bytes_max).unwrap();
+                let memory = self.memory.read(from, until, bytes_max).unwrap();
+                prop_assert_eq!(disk, memory, "read({}, {}, {})", from, until, bytes_max);
+            }
+            Op::BytesBetween {
+                from,
+                until,
+                enough,
+            } => {
+                let (from, until) = (self.in_log(from), self.in_log(until));
+                let disk = self.disk().bytes_between(from, until, enough).unwrap();
+                let memory = self.memory.bytes_between(from, until, enough).unwrap();
+                let all = self.memory.bytes_between(from, until, u64::MAX).unwrap();
+                // Both may stop counting once they have enough, each at its own step.
+                if memory < enough {
+                    prop_assert_eq!(disk, memory);
+                } else {
+                    prop_assert!(disk >= enough && disk <= all, "{} of {}", disk, all);
+                }
             }
             Op::Truncate { to } => {
-                let to = self.between(to);
+                let to = Runner::between(self.start().saturating_sub(3), self.end(), to);
                 self.disk().truncate(to).unwrap();
-                self.memory.truncate(Offset(to));
+                self.memory.truncate(to).unwrap();
             }
-            Op::Roll => self.disk().roll().unwrap(),
+            Op::TruncateFullyAndStartAt { at } => {
+                let at = Runner::between(self.start(), self.end() + 20, at);
+                self.disk().truncate_fully_and_start_at(at).unwrap();
+                self.memory.truncate_fully_and_start_at(at).unwrap();
+            }
+            Op::AdvanceLogStartOffset { to } => {
+                let to = Runner::between(self.start(), self.end(), to);
+                self.advance_log_start_offset(to)?;
+            }
             Op::Retention => {
-                // The high watermark given is the flushed end: retention of unflushed
-                // segments followed by a power failure leaves a log the model cannot hold
-                // (nothing below a log start past the durable end).
-                let end = self.end();
-                let flushed_end = self
-                    .memory
-                    .durable()
-                    .last()
-                    .map_or(0, |e| e.next_offset().0);
-                self.disk().delete_retained(flushed_end).unwrap();
-                let start = self.disk().log_start_offset();
-                prop_assert!(start >= self.log_start && start <= end);
+                let to = self.disk().retention_offset();
+                let boundary = self.memory.entry_at(to).map(|e| e.base_offset);
                 prop_assert!(
-                    start == end
-                        || self.memory.entry_at(Offset(start)).map(|e| e.base_offset)
-                            == Some(Offset(start)),
-                    "the log start {} is a batch boundary",
-                    start
+                    to == self.memory.log_start_offset()
+                        || to == self.memory.log_end_offset()
+                        || boundary == Some(to),
+                    "retention stops at the log start or at a batch boundary, not {}",
+                    to
                 );
-                self.log_start = start;
+                self.advance_log_start_offset(to)?;
             }
+            Op::Roll => self.disk().lock().roll().unwrap(),
             Op::Flush => {
                 self.disk().flush().unwrap();
-                self.memory.flush();
+                self.memory.flush().unwrap();
             }
             Op::Reopen => {
-                self.disk.take().unwrap().close().unwrap();
-                self.reopen();
-                self.memory =
-                    MemoryLog::open(&CrashKind::Power, Some(&self.memory.entries().to_vec()));
+                let disk = self.disk.take().unwrap();
+                let durable = disk.durable();
+                disk.into_inner().expect("the only handle").close().unwrap();
+                self.reopen(&durable);
+                self.memory = self.memory_with(self.memory.entries().to_vec());
             }
             Op::CrashProcess => {
+                let durable = self.disk().durable();
                 drop(self.disk.take());
-                self.reopen();
-                self.memory =
-                    MemoryLog::open(&CrashKind::Power, Some(&self.memory.entries().to_vec()));
+                self.reopen(&durable);
+                self.memory = self.memory_with(self.memory.entries().to_vec());
             }
             Op::CrashPower { kept, lose_indexes } => self.crash_power(kept, lose_indexes)?,
         }
         self.check()
     }
 
-    fn clock_ms(&self) -> i64 {
-        use gregor_runtime::storage::Clock;
-        self.clock.now_ms()
+    /// Moves both logs' start to `to`, unless this is the one case where the model's epoch
+    /// cache and Kafka's part: a stale leader's batch holding the new log start. Kafka's cache
+    /// remembers the larger epoch of the batches deleted below it (`truncateFromStart`); the
+    /// model's recomputes the cache from the batches it still holds.
+    fn advance_log_start_offset(&mut self, to: Offset) -> Result<(), TestCaseError> {
+        let mut advanced = self.memory.clone();
+        advanced.advance_log_start_offset(to).unwrap();
+        let kafka = clamp(
+            self.memory.epoch_entries(),
+            advanced.log_start_offset().0,
+            self.end(),
+        );
+        if kafka != advanced.epoch_entries() {
+            return Ok(());
+        }
+        self.disk().advance_log_start_offset(to).unwrap();
+        self.memory = advanced;
+        Ok(())
     }
 
-    fn reopen(&mut self) {
-        self.disk = Some(open(self.dir.path(), &self.clock));
+    fn reopen(&mut self, durable: &<DiskLog as ReplicaLog>::Durable) {
+        let config = disk_config(self.dir.path(), &self.clock);
+        self.disk = Some(DiskLog::reopen(&config, durable).unwrap());
+    }
+
+    /// The model's log restarted with `entries` from its log start offset.
+    fn memory_with(
+        &self,
+        entries: Vec<gregor_model::log::LogEntry<KafkaBatch>>,
+    ) -> MemoryLog<KafkaBatch> {
+        let durable = MemoryDurable {
+            log_start_offset: self.memory.log_start_offset(),
+            entries,
+            written_end_offset: self.memory.log_end_offset(),
+        };
+        MemoryLog::reopen(&MEMORY, &durable).unwrap()
     }
 
     /// Keeps the flushed bytes and the first `kept` fraction of the unflushed ones, in log
     /// order, cutting the files wherever that falls (mid-batch included).
     fn crash_power(&mut self, kept: f64, lose_indexes: bool) -> Result<(), TestCaseError> {
         let disk = self.disk.take().unwrap();
-        let lengths = disk.durable_lengths();
+        let durable = disk.durable();
+        let lengths = disk.lock().durable_lengths();
         drop(disk);
         let unflushed: u64 = lengths.iter().map(|l| l.size - l.length).sum();
-        let mut budget = (unflushed as f64 * kept) as u64;
+        let kept_bytes = (unflushed as f64 * kept) as u64;
+        let mut budget = kept_bytes;
         for l in &lengths {
             let keep = l.length + budget.min(l.size - l.length);
             budget -= keep - l.length;
@@ -259,58 +335,56 @@ impl Runner {
                 }
             }
         }
-        self.reopen();
+        self.reopen(&durable);
         // The model's log after the same failure: what was flushed, then the unflushed
-        // batches (from the log start) whose bytes all reached the disk.
-        let flushed = self.memory.durable();
+        // batches whose bytes all reached the disk. The disk's unflushed bytes start with
+        // those of batches below the log start, which the model's log no longer holds (they
+        // are all unflushed then, and so is every batch the model holds).
+        let flushed = self.memory.durable().entries;
+        let unflushed_entries = &self.memory.entries()[flushed.len()..];
+        let held: u64 = unflushed_entries.iter().map(|e| e.batch.size_bytes()).sum();
+        let below_start = unflushed.checked_sub(held);
+        prop_assert!(
+            below_start.is_some(),
+            "{} unflushed bytes on disk, {} held",
+            unflushed,
+            held
+        );
+        let mut budget = kept_bytes.saturating_sub(below_start.unwrap_or(0));
         let mut survivors = flushed.clone();
-        let mut budget = (unflushed as f64 * kept) as u64;
-        for entry in &self.memory.entries()[flushed.len()..] {
-            let size = entry.batch.len() as u64;
+        for entry in unflushed_entries {
+            let size = entry.batch.size_bytes();
             if size > budget {
                 break;
             }
             budget -= size;
             survivors.push(entry.clone());
         }
-        self.memory = MemoryLog::open(&CrashKind::Power, Some(&survivors));
+        self.memory = self.memory_with(survivors);
         Ok(())
     }
 
-    /// Both logs agree from the log start offset on.
+    /// Both logs agree on every offset, epoch and batch.
     fn check(&mut self) -> Result<(), TestCaseError> {
-        let start = self.log_start;
-        let end = self.end();
+        let (start, end) = (self.memory.log_start_offset(), self.memory.log_end_offset());
         let disk = self.disk.as_ref().unwrap();
         prop_assert_eq!(disk.log_start_offset(), start);
         prop_assert_eq!(disk.log_end_offset(), end);
-        let expected_epochs = clamp(self.memory.epoch_entries(), start, end);
-        prop_assert_eq!(disk.epoch_entries(), &expected_epochs[..]);
-        let mut all = Vec::new();
-        while all
-            .last()
-            .map_or(start, |e: &LogEntry<KafkaBatch>| e.next_offset().0)
-            < end
-        {
-            let from = all
-                .last()
-                .map_or(start, |e: &LogEntry<KafkaBatch>| e.next_offset().0);
-            let read = disk.read(from, end, usize::MAX).unwrap();
-            prop_assert!(!read.is_empty(), "read({}, {}) returned nothing", from, end);
-            all.extend(read);
-        }
+        prop_assert_eq!(disk.last_epoch(), self.memory.last_epoch());
+        prop_assert_eq!(disk.epoch_entries(), self.memory.epoch_entries());
+        prop_assert!(disk.failure().is_none());
+        let all = disk.read(start, end, u64::MAX).unwrap();
         let count: u64 = all.iter().map(|e| e.batch.record_count()).sum();
-        prop_assert_eq!(count, end.saturating_sub(start));
-        prop_assert_eq!(
-            all,
-            self.memory.read(Offset(start), Offset(end), usize::MAX)
-        );
+        let first_base = all.first().map_or(start, |e| e.base_offset);
+        prop_assert_eq!(count, end.0 - first_base.0);
+        prop_assert_eq!(all, self.memory.read(start, end, u64::MAX).unwrap());
         Ok(())
     }
 }
 
-/// The model's epoch cache as a log from `start` to `end` keeps it (Kafka's
-/// `truncateFromStart`, without an epoch left starting at the end of an empty log).
+/// An epoch cache as Kafka's `truncateFromStart` leaves it for a log from `start` to `end`:
+/// the latest epoch at or below `start` moved up to it, nothing starting at the end of an
+/// empty log.
 fn clamp(entries: Vec<EpochEntry>, start: u64, end: u64) -> Vec<EpochEntry> {
     let first_kept = entries
         .partition_point(|e| e.start_offset.0 <= start)
@@ -321,17 +395,6 @@ fn clamp(entries: Vec<EpochEntry>, start: u64, end: u64) -> Vec<EpochEntry> {
     }
     kept.retain(|e| e.start_offset.0 < end);
     kept
-}
-
-fn open(dir: &Path, clock: &ManualClock) -> PartitionLog {
-    DataDir::open(dir)
-        .unwrap()
-        .open_log(
-            TopicPartition::new("orders", 0).unwrap(),
-            config(),
-            Arc::new(clock.clone()),
-        )
-        .unwrap()
 }
 
 proptest! {

@@ -1,11 +1,13 @@
 //! Kafka's record batch, format v2 ("magic 2"), as the log stores it: the producer's bytes,
 //! never re-encoded. The broker writes only `baseOffset` (bytes 0-7) and
 //! `partitionLeaderEpoch` (bytes 12-15) in place; both lie outside the CRC-32C, which covers
-//! `attributes` to the end of the batch (Kafka's `DefaultRecordBatch`).
+//! `attributes` to the end of the batch (Kafka's `DefaultRecordBatch`). An idempotent
+//! producer's `producerId`, `producerEpoch` and `baseSequence` lie inside it: only a client
+//! writes them ([`KafkaBatch::with_producer`]), and it computes the CRC again.
 
 use bytes::Bytes;
-use gregor_model::log::RecordBatch;
-use gregor_model::types::{LeaderEpoch, Offset};
+use gregor_model::log::{ProducerBatch, RecordBatch};
+use gregor_model::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -23,6 +25,11 @@ const CRC: usize = 17;
 const ATTRIBUTES: usize = 21;
 const LAST_OFFSET_DELTA: usize = 23;
 const MAX_TIMESTAMP: usize = 35;
+const PRODUCER_ID: usize = 43;
+const PRODUCER_EPOCH: usize = 51;
+const BASE_SEQUENCE: usize = 53;
+/// Kafka's `RecordBatch.NO_PRODUCER_ID`: a plain producer's batch.
+pub const NO_PRODUCER_ID: i64 = -1;
 
 /// Why bytes are not a well-formed v2 batch.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -47,6 +54,10 @@ fn i64_at(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
 }
 
+fn i16_at(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(buf[at..at + 2].try_into().expect("2 bytes"))
+}
+
 /// The fields of a batch header the log uses, parsed from its first [`HEADER_BYTES`] bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchHeader {
@@ -57,6 +68,10 @@ pub struct BatchHeader {
     pub last_offset_delta: u32,
     pub max_timestamp: i64,
     pub crc: u32,
+    /// -1 ([`NO_PRODUCER_ID`]) unless the producer is idempotent.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -89,6 +104,9 @@ impl BatchHeader {
             last_offset_delta: last_offset_delta as u32,
             max_timestamp: i64_at(buf, MAX_TIMESTAMP),
             crc: i32_at(buf, CRC) as u32,
+            producer_id: i64_at(buf, PRODUCER_ID),
+            producer_epoch: i16_at(buf, PRODUCER_EPOCH),
+            base_sequence: i32_at(buf, BASE_SEQUENCE),
         })
     }
 
@@ -107,6 +125,20 @@ impl BatchHeader {
     /// How many offsets the batch occupies.
     pub fn record_count(&self) -> u64 {
         u64::from(self.last_offset_delta) + 1
+    }
+
+    /// The idempotent producer's numbering: `None` for a plain producer's batch
+    /// ([`NO_PRODUCER_ID`]), and for a negative epoch or base sequence, which no idempotent
+    /// producer sends (a transaction marker has base sequence -1).
+    pub fn producer(&self) -> Option<ProducerBatch> {
+        if self.producer_id == NO_PRODUCER_ID {
+            return None;
+        }
+        Some(ProducerBatch {
+            producer_id: ProducerId(u64::try_from(self.producer_id).ok()?),
+            producer_epoch: ProducerEpoch(u16::try_from(self.producer_epoch).ok()?),
+            base_sequence: Sequence(u32::try_from(self.base_sequence).ok()?),
+        })
     }
 }
 
@@ -169,6 +201,25 @@ impl KafkaBatch {
         bytes[..16].copy_from_slice(&self.stamped_prefix(base_offset, leader_epoch));
         KafkaBatch(Bytes::from(bytes))
     }
+
+    /// The batch numbered by an idempotent producer: `producerId`, `producerEpoch` and
+    /// `baseSequence` rewritten and the CRC-32C computed again, since it covers them. Each
+    /// record's sequence is the base sequence plus its offset delta, so no record changes.
+    /// Panics on numbers outside Kafka's non-negative int64/int16/int32 ranges.
+    pub fn with_producer(&self, producer: ProducerBatch) -> KafkaBatch {
+        let id = i64::try_from(producer.producer_id.0).expect("a producer id fits an int64");
+        let epoch =
+            i16::try_from(producer.producer_epoch.0).expect("a producer epoch fits an int16");
+        let sequence =
+            i32::try_from(producer.base_sequence.0).expect("a base sequence fits an int32");
+        let mut bytes = self.0.to_vec();
+        bytes[PRODUCER_ID..PRODUCER_EPOCH].copy_from_slice(&id.to_be_bytes());
+        bytes[PRODUCER_EPOCH..BASE_SEQUENCE].copy_from_slice(&epoch.to_be_bytes());
+        bytes[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES..]);
+        bytes[CRC..ATTRIBUTES].copy_from_slice(&crc.to_be_bytes());
+        KafkaBatch(Bytes::from(bytes))
+    }
 }
 
 impl TryFrom<Bytes> for KafkaBatch {
@@ -189,12 +240,25 @@ impl RecordBatch for KafkaBatch {
     fn record_count(&self) -> u64 {
         self.header().record_count()
     }
+
+    fn size_bytes(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn producer(&self) -> Option<ProducerBatch> {
+        self.header().producer()
+    }
+
+    fn with_producer(&self, producer: ProducerBatch) -> KafkaBatch {
+        KafkaBatch::with_producer(self, producer)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::testing::batch;
+    use crate::storage::testing::{batch, compressed_batch};
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
     #[test]
     fn header_fields_and_record_count() {
@@ -214,6 +278,59 @@ mod tests {
         assert_eq!(header.base_offset, 77);
         assert_eq!(header.partition_leader_epoch, 9);
         b.verify_crc().unwrap();
+    }
+
+    #[test]
+    fn a_plain_producers_batch_has_no_producer() {
+        let b = batch(2, 0, 10);
+        assert_eq!(b.header().producer_id, NO_PRODUCER_ID);
+        assert_eq!(b.producer(), None);
+        assert_eq!(b.size_bytes(), b.len() as u64);
+    }
+
+    #[test]
+    fn with_producer_round_trips_and_keeps_the_crc_valid() {
+        let numbering = ProducerBatch {
+            producer_id: ProducerId(4_000_000_007),
+            producer_epoch: ProducerEpoch(3),
+            base_sequence: Sequence(41),
+        };
+        for compression in [Compression::None, Compression::Zstd] {
+            let plain = compressed_batch(3, 1_000, 25, compression);
+            let numbered = plain.with_producer(numbering);
+            assert_eq!(numbered.producer(), Some(numbering));
+            numbered.verify_crc().unwrap();
+            assert_ne!(numbered.header().crc, plain.header().crc);
+            assert_eq!(numbered.len(), plain.len());
+            assert_eq!(numbered.bytes()[..CRC], plain.bytes()[..CRC]);
+            assert_eq!(
+                numbered.bytes()[HEADER_BYTES..],
+                plain.bytes()[HEADER_BYTES..],
+                "the records are untouched"
+            );
+            // Stamping in place afterwards (outside the CRC) keeps the numbering and the CRC.
+            let stored = numbered.stamped(Offset(9), LeaderEpoch(2));
+            assert_eq!(stored.producer(), Some(numbering));
+            stored.verify_crc().unwrap();
+            // A consumer sees each record numbered from the base sequence.
+            let set = RecordBatchDecoder::decode(&mut stored.bytes().clone()).unwrap();
+            for (i, record) in set.records.iter().enumerate() {
+                assert_eq!(record.producer_id, 4_000_000_007);
+                assert_eq!(record.producer_epoch, 3);
+                assert_eq!(record.sequence, 41 + i as i32);
+            }
+        }
+    }
+
+    #[test]
+    fn negative_numbering_is_no_idempotent_producers() {
+        let mut marker = batch(1, 0, 8).bytes().to_vec();
+        marker[PRODUCER_ID..PRODUCER_EPOCH].copy_from_slice(&5i64.to_be_bytes());
+        // base sequence stays -1, as in a transaction marker.
+        let marker = KafkaBatch::new(Bytes::from(marker)).unwrap();
+        assert_eq!(marker.header().producer_id, 5);
+        assert_eq!(marker.header().base_sequence, -1);
+        assert_eq!(marker.producer(), None);
     }
 
     #[test]

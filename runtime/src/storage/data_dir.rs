@@ -2,6 +2,10 @@
 //! kept per folder, `replication-offset-checkpoint` (high watermarks),
 //! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, each a line
 //! `<topic> <partition> <offset>` per partition.
+//!
+//! A deleted partition's folder is first renamed `<topic>-<partition>-delete` (one atomic
+//! step, as Kafka's `.<id>-delete`), then its checkpoint lines go, then its files; a crash in
+//! between leaves a `-delete` folder, which opening the data folder removes.
 
 use super::log::PartitionLog;
 use super::{checkpoint, Clock, LogConfig, StorageError, TopicPartition};
@@ -12,6 +16,9 @@ use std::sync::{Arc, Mutex};
 const HIGH_WATERMARKS: &str = "replication-offset-checkpoint";
 const RECOVERY_POINTS: &str = "recovery-point-offset-checkpoint";
 const LOG_START_OFFSETS: &str = "log-start-offset-checkpoint";
+/// Ends the name of a partition folder being deleted (no partition folder's name does: those
+/// end in the partition number).
+pub(crate) const DELETE_SUFFIX: &str = "-delete";
 
 /// Which of a partition's offsets a checkpoint file holds.
 type OffsetSlot = fn(&mut PartitionOffsets) -> &mut Option<u64>;
@@ -37,6 +44,7 @@ impl DataDir {
     pub fn open(path: impl Into<PathBuf>) -> Result<Arc<DataDir>, StorageError> {
         let path = path.into();
         std::fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+        remove_deleted_partitions(&path)?;
         let mut offsets: BTreeMap<TopicPartition, PartitionOffsets> = BTreeMap::new();
         let files: [(&str, OffsetSlot); 3] = [
             (HIGH_WATERMARKS, |o| &mut o.high_watermark),
@@ -102,6 +110,14 @@ impl DataDir {
         change(self.lock().entry(topic_partition.clone()).or_default());
     }
 
+    /// Drops a deleted partition from every checkpoint, rewriting the three files.
+    pub(crate) fn forget(&self, topic_partition: &TopicPartition) -> Result<(), StorageError> {
+        self.lock().remove(topic_partition);
+        self.checkpoint_high_watermarks()?;
+        self.checkpoint_recovery_points()?;
+        self.checkpoint_log_start_offsets()
+    }
+
     pub fn checkpoint_high_watermarks(&self) -> Result<(), StorageError> {
         self.write(HIGH_WATERMARKS, |o| o.high_watermark)
     }
@@ -131,4 +147,23 @@ impl DataDir {
         // A panic elsewhere cannot leave the map half-changed: every change is one assignment.
         self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Removes what a crash left of deleted partitions: folders named with [`DELETE_SUFFIX`].
+fn remove_deleted_partitions(path: &Path) -> Result<(), StorageError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| StorageError::io(&path, e)
+    };
+    for entry in std::fs::read_dir(path).map_err(io(path))? {
+        let folder = entry.map_err(io(path))?.path();
+        let doomed = folder
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().ends_with(DELETE_SUFFIX));
+        if doomed && folder.is_dir() {
+            tracing::info!("{}: left by a deletion; removing it", folder.display());
+            std::fs::remove_dir_all(&folder).map_err(io(&folder))?;
+        }
+    }
+    Ok(())
 }

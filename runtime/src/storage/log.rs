@@ -2,12 +2,21 @@
 //! cache with its `leader-epoch-checkpoint`, the log start offset and the recovery point.
 //!
 //! The contract is the model's `ReplicaLog` (see `gregor_model::log`), plus what a disk adds:
-//! rolling, retention, reads bounded by bytes and by timestamp, flushing, and recovery on open.
-//! Any I/O error leaves the log refusing further writes ([`StorageError::Failed`]): the host
-//! then stops the broker, which the model treats as a crash.
+//! rolling, reads by timestamp, flushing, and recovery on open. Any I/O error leaves the log
+//! refusing further writes ([`StorageError::Failed`]): the host then stops the broker, which
+//! the model treats as a crash.
+//!
+//! The log start offset may lie inside a segment, even inside a batch (a follower takes its
+//! leader's, which retention bounded by the high watermark); only segments wholly below it are
+//! deleted, and never the active one. Moving it is checkpointed before any file goes, and it
+//! does not raise the recovery point: the batches above it may be unflushed, and recovery must
+//! still be free to cut them. A power failure can then leave the log ending below its start;
+//! opening empties it and starts it there, as Kafka's `LogLoader` does. Retention only says how
+//! far it would move the log start ([`PartitionLog::retention_offset`]): the broker bounds
+//! that by the high watermark and moves it ([`PartitionLog::advance_log_start_offset`]).
 
 use super::batch::KafkaBatch;
-use super::data_dir::DataDir;
+use super::data_dir::{DataDir, PartitionOffsets, DELETE_SUFFIX};
 use super::segment::{self, Segment};
 use super::{checkpoint, Clock, LogConfig, StorageError, TopicPartition};
 use bytes::Bytes;
@@ -44,8 +53,12 @@ pub struct PartitionLog {
     /// A segment file was created or deleted since the folder was last fsynced.
     dir_dirty: bool,
     last_recovery_checkpoint_ms: i64,
+    /// See [`PartitionLog::last_epoch`].
+    last_batch_epoch: Option<LeaderEpoch>,
     /// The first I/O error; once set, every operation fails.
     failure: Option<String>,
+    /// The partition's topic was deleted, files and all: every operation fails.
+    deleted: bool,
 }
 
 impl PartitionLog {
@@ -61,6 +74,11 @@ impl PartitionLog {
     ) -> Result<PartitionLog, StorageError> {
         config.validate()?;
         let path = data_dir.path().join(topic_partition.to_string());
+        if !path.is_dir() {
+            // A new partition: what the checkpoints say of that name was a deleted one's
+            // (its folder goes before its checkpoint lines do).
+            data_dir.update(&topic_partition, |o| *o = PartitionOffsets::default());
+        }
         fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
         let bases = list_segments(&path)?;
         let saved = data_dir.offsets(&topic_partition);
@@ -78,10 +96,13 @@ impl PartitionLog {
             unflushed_since_ms: None,
             dir_dirty: false,
             last_recovery_checkpoint_ms: now,
+            last_batch_epoch: None,
             failure: None,
+            deleted: false,
         };
         let recovered = log.load_segments(&bases, saved.log_start_offset.unwrap_or(0))?;
         log.load_epochs(recovered)?;
+        log.last_batch_epoch = log.read_last_batch_epoch()?;
         // What recovery read back is now made durable: the log as opened is the log a crash
         // would leave (the model's `open`).
         log.flush()?;
@@ -183,10 +204,57 @@ impl PartitionLog {
             self.dir_dirty = true;
         }
         self.log_start_offset = saved_log_start.max(self.segments[0].base_offset);
+        if self.log_end_offset() < self.log_start_offset {
+            // The log start was moved over batches a power failure then lost.
+            tracing::warn!(
+                "{}: the log ends at offset {} below its start {}; starting it again, empty, \
+                 at its start",
+                self.path.display(),
+                self.log_end_offset(),
+                self.log_start_offset
+            );
+            self.replace_segments(self.log_start_offset)?;
+        } else {
+            // A crash between checkpointing the log start and deleting the files below it.
+            self.delete_segments_below_log_start()?;
+        }
         self.recovery_point = self
             .recovery_point
             .clamp(self.log_start_offset, self.log_end_offset());
         Ok(recovered)
+    }
+
+    /// Deletes every segment and starts a single empty one at `base_offset`. The old ones
+    /// leave the list only once the new one exists: a log that failed halfway still has a
+    /// segment to answer its offsets from.
+    fn replace_segments(&mut self, base_offset: u64) -> Result<(), StorageError> {
+        self.dir_dirty = true;
+        for segment in &self.segments {
+            segment
+                .delete()
+                .map_err(|e| StorageError::io(segment.log_path(), e))?;
+        }
+        let segment = Segment::create(&self.path, base_offset)
+            .map_err(|e| StorageError::io(&self.path, e))?;
+        self.segments = vec![segment];
+        Ok(())
+    }
+
+    /// Deletes the segments wholly below the log start offset, never the active one.
+    fn delete_segments_below_log_start(&mut self) -> Result<(), StorageError> {
+        let start = self.log_start_offset;
+        let count =
+            self.segments[..self.segments.len() - 1].partition_point(|s| s.next_offset() <= start);
+        for segment in self.segments.drain(..count) {
+            let path = segment.log_path().to_path_buf();
+            tracing::info!(
+                "{}: below the log start offset {start}; deleted",
+                path.display()
+            );
+            segment.delete().map_err(|e| StorageError::io(&path, e))?;
+            self.dir_dirty = true;
+        }
+        Ok(())
     }
 
     fn corrupt_flushed(&self, path: &Path, position: u64, why: String) -> StorageError {
@@ -250,10 +318,13 @@ impl PartitionLog {
     }
 
     /// Kafka's `LeaderEpochFileCache.assign`: a new epoch starts where its first batch is; an
-    /// epoch not larger than the latest is ignored.
+    /// epoch not larger than the latest is ignored, and so is a batch before the latest
+    /// epoch's start (recovery re-reads batches below the log start that the cache, clamped
+    /// to it, no longer covers).
     fn assign_epoch(&mut self, epoch: i32, base_offset: u64) -> bool {
         let epoch = LeaderEpoch(epoch.max(0) as u32);
-        if self.epochs.last().is_some_and(|e| e.leader_epoch >= epoch) {
+        let stale = |e: &EpochEntry| e.leader_epoch >= epoch || e.start_offset.0 > base_offset;
+        if self.epochs.last().is_some_and(stale) {
             return false;
         }
         self.epochs.push(EpochEntry {
@@ -320,8 +391,29 @@ impl PartitionLog {
         &self.epochs
     }
 
+    /// The epoch of the last batch at or above the log start offset (the model's
+    /// `last_epoch`), which is the epoch cache's latest unless a stale leader appended since.
     pub fn last_epoch(&self) -> Option<LeaderEpoch> {
-        self.epochs.last().map(|e| e.leader_epoch)
+        self.last_batch_epoch
+    }
+
+    /// Reads the epoch of the last batch at or above the log start offset from its header.
+    fn read_last_batch_epoch(&self) -> Result<Option<LeaderEpoch>, StorageError> {
+        let end = self.log_end_offset();
+        if end <= self.log_start_offset {
+            return Ok(None);
+        }
+        let segment = &self.segments[self.segment_holding(end - 1)];
+        let found = segment
+            .position_of(end - 1)
+            .map_err(|e| StorageError::io(segment.log_path(), e))?;
+        let (_, header) = found.ok_or_else(|| StorageError::Layout {
+            path: segment.log_path().to_path_buf(),
+            why: format!("no batch holds offset {}, below the log end", end - 1),
+        })?;
+        Ok(Some(LeaderEpoch(
+            header.partition_leader_epoch.max(0) as u32
+        )))
     }
 
     /// The segments' base offsets, oldest first.
@@ -350,6 +442,11 @@ impl PartitionLog {
     }
 
     fn check_usable(&self) -> Result<(), StorageError> {
+        if self.deleted {
+            return Err(StorageError::Deleted {
+                path: self.path.clone(),
+            });
+        }
         match &self.failure {
             Some(first) => Err(StorageError::Failed {
                 path: self.path.clone(),
@@ -370,7 +467,10 @@ impl PartitionLog {
     /// Records `error` as the log's failure, unless it is a caller's mistake or one is
     /// already recorded (for errors of reads, which take `&self`).
     pub fn note_failure(&mut self, error: &StorageError) {
-        let caller_mistake = matches!(error, StorageError::BelowLogStart { .. });
+        let caller_mistake = matches!(
+            error,
+            StorageError::BelowLogStart { .. } | StorageError::Deleted { .. }
+        );
         if self.failure.is_none() && !caller_mistake {
             tracing::error!("{error}; the log takes no more writes");
             self.failure = Some(error.to_string());
@@ -413,6 +513,7 @@ impl PartitionLog {
         active
             .append(&prefix, batch, base_offset, interval)
             .map_err(|e| StorageError::io(active.log_path(), e))?;
+        self.last_batch_epoch = Some(leader_epoch);
         if self.assign_epoch(leader_epoch.0 as i32, base_offset) {
             self.write_epoch_checkpoint()?;
         }
@@ -427,6 +528,7 @@ impl PartitionLog {
     }
 
     /// Starts a new active segment at the log end offset (unless the active one is empty).
+    /// The old one goes if the log start offset already passed it (it was active then).
     pub fn roll(&mut self) -> Result<(), StorageError> {
         self.check_usable()?;
         if self.active().is_empty() {
@@ -445,41 +547,32 @@ impl PartitionLog {
                 .map_err(|e| StorageError::io(&segment::file_name(&self.path, base, "log"), e))?;
             self.segments.push(segment);
             self.dir_dirty = true;
-            Ok(())
+            self.delete_segments_below_log_start()
         })();
         self.fail_on_error(result)
     }
 
-    /// Up to `batches_max` whole batches in offset order, the first being the one that holds
-    /// `from`, none reaching past `until`, and no more than the configured read byte limit
-    /// (unless the first batch alone is larger: then just it, as Kafka's KIP-74). Each batch
-    /// is a slice of one positioned read per segment. Reading below the log start offset is
-    /// an error (Kafka's OFFSET_OUT_OF_RANGE).
+    /// Whole batches in offset order, the first being the one that holds `from`, none
+    /// reaching past `until`, and at most `bytes_max` bytes in all unless the first batch
+    /// alone is larger (then just it: KIP-74, a reader always progresses). Each batch is a
+    /// slice of one positioned read per segment, which stops where `until` does. Reading below
+    /// the log start offset is the caller's mistake (Kafka's OFFSET_OUT_OF_RANGE), not a
+    /// failure of the log.
     pub fn read(
         &self,
         from: u64,
         until: u64,
-        batches_max: usize,
+        bytes_max: u64,
     ) -> Result<Vec<LogEntry<KafkaBatch>>, StorageError> {
-        self.check_usable()?;
-        if from < self.log_start_offset {
-            return Err(StorageError::BelowLogStart {
-                offset: from,
-                log_start_offset: self.log_start_offset,
-            });
-        }
+        self.check_in_range(from)?;
         let mut entries = Vec::new();
         let until = until.min(self.log_end_offset());
-        if from >= until || batches_max == 0 {
+        if from >= until {
             return Ok(entries);
         }
-        let mut bytes_left = self.config.read_bytes_max;
-        let first = self
-            .segments
-            .partition_point(|s| s.base_offset <= from)
-            .saturating_sub(1);
+        let mut bytes_left = bytes_max;
         let mut offset = from;
-        for segment in &self.segments[first..] {
+        for segment in &self.segments[self.segment_holding(from)..] {
             let io = |e| StorageError::io(segment.log_path(), e);
             let Some((position, header)) = segment.position_of(offset).map_err(io)? else {
                 continue;
@@ -494,9 +587,12 @@ impl PartitionLog {
             } else {
                 bytes_left
             };
-            let chunk = segment.read(position, len).map_err(io)?;
-            let taken = slice_batches(chunk, until, batches_max - entries.len(), &mut entries)
-                .map_err(|why| StorageError::Layout {
+            let end = segment.end_of_batches_below(until).map_err(io)?;
+            let chunk = segment
+                .read(position, len.min(end - position))
+                .map_err(io)?;
+            let taken =
+                slice_batches(chunk, until, &mut entries).map_err(|why| StorageError::Layout {
                     path: segment.log_path().to_path_buf(),
                     why: format!("byte {position}: {why}"),
                 })?;
@@ -504,11 +600,56 @@ impl PartitionLog {
             offset = taken.next_offset;
             // Go on to the next segment only after taking this one to its end.
             let segment_left = position + taken.bytes < segment.size();
-            if entries.len() == batches_max || taken.stopped || taken.bytes == 0 || segment_left {
+            if taken.stopped || taken.bytes == 0 || segment_left {
                 break;
             }
         }
         Ok(entries)
+    }
+
+    /// The bytes of the whole batches a read from `from` up to `until` would return without a
+    /// byte limit (a held fetch's `min_bytes`), from the segments' positions: no batch is
+    /// read. Counts segment by segment, stopping once it has `enough`.
+    pub fn bytes_between(&self, from: u64, until: u64, enough: u64) -> Result<u64, StorageError> {
+        self.check_in_range(from)?;
+        let until = until.min(self.log_end_offset());
+        let mut bytes = 0;
+        if from >= until {
+            return Ok(bytes);
+        }
+        let mut offset = from;
+        for segment in &self.segments[self.segment_holding(from)..] {
+            let io = |e| StorageError::io(segment.log_path(), e);
+            let Some((position, _)) = segment.position_of(offset).map_err(io)? else {
+                continue;
+            };
+            let end = segment.end_of_batches_below(until).map_err(io)?;
+            bytes += end.saturating_sub(position);
+            if end < segment.size() || bytes >= enough {
+                break;
+            }
+            offset = segment.next_offset();
+        }
+        Ok(bytes)
+    }
+
+    /// Refuses a read of a log that cannot serve one, or below the log start offset.
+    fn check_in_range(&self, from: u64) -> Result<(), StorageError> {
+        self.check_usable()?;
+        if from < self.log_start_offset {
+            return Err(StorageError::BelowLogStart {
+                offset: from,
+                log_start_offset: self.log_start_offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// The index of the segment holding `offset` (the first if it is below them all).
+    fn segment_holding(&self, offset: u64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
     }
 
     /// Kafka's ListOffsets by time: the earliest offset whose record timestamp is at or past
@@ -546,9 +687,10 @@ impl PartitionLog {
     }
 
     /// Removes every batch whose last offset is at or past `to` (what a follower does after
-    /// OffsetForLeaderEpoch), across segments, and the epochs that started there. Below the
-    /// log start offset the whole log goes and starts again at `to` (Kafka's
-    /// `truncateFullyAndStartAt`).
+    /// OffsetForLeaderEpoch), across segments, and the epochs that started there; durable
+    /// before it returns. When that takes the batch holding the log start offset, the log is
+    /// left empty at its start: Kafka's `truncateTo` would lower the log start offset to `to`,
+    /// but in the model's log it only moves forward.
     pub fn truncate(&mut self, to: u64) -> Result<(), StorageError> {
         self.check_usable()?;
         if to >= self.log_end_offset() {
@@ -559,59 +701,120 @@ impl PartitionLog {
     }
 
     fn truncate_inner(&mut self, to: u64) -> Result<(), StorageError> {
+        let start = self.log_start_offset;
+        if to <= start {
+            return self.start_at(start);
+        }
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |e| StorageError::io(&path, e)
         };
-        if to < self.log_start_offset {
-            for segment in self.segments.drain(..) {
-                let path = segment.log_path().to_path_buf();
-                segment.delete().map_err(io(&path))?;
-            }
-            let segment = Segment::create(&self.path, to).map_err(io(&self.path))?;
-            self.segments.push(segment);
-            self.log_start_offset = to;
-            self.data_dir
-                .update(&self.topic_partition, |o| o.log_start_offset = Some(to));
-            self.data_dir.checkpoint_log_start_offsets()?;
-        } else {
-            let keep = self
-                .segments
-                .partition_point(|s| s.base_offset <= to)
-                .max(1);
-            for segment in self.segments.drain(keep..) {
-                let path = segment.log_path().to_path_buf();
-                segment.delete().map_err(io(&path))?;
-            }
-            let active = self
-                .segments
-                .last_mut()
-                .expect("a log always has a segment");
-            active.truncate_to(to).map_err(io(active.log_path()))?;
+        let keep = self
+            .segments
+            .partition_point(|s| s.base_offset <= to)
+            .max(1);
+        for segment in self.segments.drain(keep..) {
+            let path = segment.log_path().to_path_buf();
+            segment.delete().map_err(io(&path))?;
         }
+        let active = self.active_mut();
+        active.truncate_to(to).map_err(io(active.log_path()))?;
         checkpoint::sync_dir(&self.path).map_err(io(&self.path))?;
+        if self.log_end_offset() < start {
+            // `to` fell inside the batch holding the log start offset, which went whole.
+            return self.start_at(start);
+        }
+        self.last_batch_epoch = self.read_last_batch_epoch()?;
         let end = Offset(self.log_end_offset());
         let epochs_before = self.epochs.len();
         self.epochs.retain(|e| e.start_offset < end);
         if self.epochs.len() != epochs_before {
             self.write_epoch_checkpoint()?;
         }
-        if self.recovery_point > end.0 {
-            // A recovery point above the new end would make a later torn append look like
-            // flushed data lost: checkpoint the lower one now (as Kafka does after truncating).
-            self.recovery_point = end.0;
-            self.data_dir
-                .update(&self.topic_partition, |o| o.recovery_point = Some(end.0));
-            self.data_dir.checkpoint_recovery_points()?;
+        self.lower_recovery_point(end.0)
+    }
+
+    /// Lowers the recovery point to `offset` if it is above, and checkpoints it: a recovery
+    /// point above the log end would make a later torn append look like flushed data lost (as
+    /// Kafka checkpoints it after truncating).
+    fn lower_recovery_point(&mut self, offset: u64) -> Result<(), StorageError> {
+        if self.recovery_point <= offset {
+            return Ok(());
         }
+        self.recovery_point = offset;
+        self.data_dir
+            .update(&self.topic_partition, |o| o.recovery_point = Some(offset));
+        self.data_dir.checkpoint_recovery_points()
+    }
+
+    /// Empties the log and starts it at `offset`, below or above its old ends (Kafka's
+    /// `truncateFullyAndStartAt`: a follower behind its leader's log start); durable before it
+    /// returns.
+    pub fn truncate_fully_and_start_at(&mut self, offset: u64) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let result = self.start_at(offset);
+        self.fail_on_error(result)
+    }
+
+    fn start_at(&mut self, offset: u64) -> Result<(), StorageError> {
+        // The new start is checkpointed before any file goes: a crash in between leaves a log
+        // that opening empties, when it ends at or below that start (a follower's case).
+        self.log_start_offset = offset;
+        self.data_dir
+            .update(&self.topic_partition, |o| o.log_start_offset = Some(offset));
+        self.data_dir.checkpoint_log_start_offsets()?;
+        self.replace_segments(offset)?;
+        checkpoint::sync_dir(&self.path).map_err(|e| StorageError::io(&self.path, e))?;
+        self.dir_dirty = false;
+        self.unflushed_since_ms = None;
+        self.last_batch_epoch = None;
+        self.epochs.clear();
+        self.write_epoch_checkpoint()?;
+        self.lower_recovery_point(offset)?;
+        self.recovery_point = offset;
+        self.data_dir
+            .update(&self.topic_partition, |o| o.recovery_point = Some(offset));
         Ok(())
     }
 
-    /// Deletes the oldest segments that `retention.ms` or `retention.bytes` let go, never the
-    /// active one nor any holding offsets at or past `high_watermark`; advances the log start
-    /// offset (checkpointed before any file goes). Returns how many segments were deleted.
-    pub fn delete_retained(&mut self, high_watermark: u64) -> Result<usize, StorageError> {
+    /// Moves the log start offset up to `to` (at most the log end offset, never down) and
+    /// deletes the segments wholly below it, never the active one. The new start is
+    /// checkpointed before any file goes; the epoch cache then starts there (Kafka's
+    /// `truncateFromStart`). The recovery point stays: what lies above the new start may be
+    /// unflushed.
+    pub fn advance_log_start_offset(&mut self, to: u64) -> Result<(), StorageError> {
         self.check_usable()?;
+        let to = to.min(self.log_end_offset());
+        if to <= self.log_start_offset {
+            return Ok(());
+        }
+        let result = self.advance_inner(to);
+        self.fail_on_error(result)
+    }
+
+    fn advance_inner(&mut self, to: u64) -> Result<(), StorageError> {
+        self.log_start_offset = to;
+        if to == self.log_end_offset() {
+            self.last_batch_epoch = None;
+        }
+        self.data_dir
+            .update(&self.topic_partition, |o| o.log_start_offset = Some(to));
+        self.data_dir.checkpoint_log_start_offsets()?;
+        let epochs_before = self.epochs.clone();
+        self.clamp_epochs_to_log_start();
+        if self.epochs != epochs_before {
+            self.write_epoch_checkpoint()?;
+        }
+        self.delete_segments_below_log_start()
+    }
+
+    /// How far `retention.ms` and `retention.bytes` would move the log start offset now: past
+    /// the oldest segments whose newest record is older than `retention.ms`, or without which
+    /// the log is still at least `retention.bytes`; never past the start of the active segment
+    /// (Kafka rolls an expired active segment first; this log does not). The log start offset
+    /// itself when they keep everything. Not bounded by the high watermark: the broker does
+    /// that before it moves the log start.
+    pub fn retention_offset(&self) -> u64 {
         let now = self.clock.now_ms();
         let mut size = self.size();
         let mut deletable = 0;
@@ -624,36 +827,42 @@ impl PartitionLog {
                 .config
                 .retention_bytes
                 .is_some_and(|bytes| size - segment.size() >= bytes);
-            if segment.next_offset() > high_watermark || !(expired || oversize) {
+            if !(expired || oversize) {
                 break;
             }
             size -= segment.size();
             deletable += 1;
         }
-        if deletable == 0 {
-            return Ok(0);
-        }
-        let result = self.delete_oldest(deletable);
-        self.fail_on_error(result).map(|()| deletable)
+        self.segments[deletable]
+            .base_offset
+            .max(self.log_start_offset)
     }
 
-    fn delete_oldest(&mut self, count: usize) -> Result<(), StorageError> {
-        self.log_start_offset = self.segments[count].base_offset;
-        self.recovery_point = self.recovery_point.max(self.log_start_offset);
-        let (start, recovery_point) = (self.log_start_offset, self.recovery_point);
-        self.data_dir.update(&self.topic_partition, |o| {
-            o.log_start_offset = Some(start);
-            o.recovery_point = Some(recovery_point);
-        });
-        self.data_dir.checkpoint_log_start_offsets()?;
-        self.clamp_epochs_to_log_start();
-        self.write_epoch_checkpoint()?;
-        for segment in self.segments.drain(..count) {
-            let path = segment.log_path().to_path_buf();
-            tracing::info!("{}: deleted by retention", path.display());
-            segment.delete().map_err(|e| StorageError::io(&path, e))?;
+    /// Deletes the log, its folder and its lines in the data folder's checkpoints (its topic
+    /// was deleted); every later operation fails. The folder is first renamed (see
+    /// [`DataDir`]), so a crash leaves the whole log or nothing of it.
+    pub fn delete(&mut self) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let result = self.delete_inner();
+        self.fail_on_error(result)
+    }
+
+    fn delete_inner(&mut self) -> Result<(), StorageError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| StorageError::io(&path, e)
+        };
+        let data_path = self.data_dir.path().to_path_buf();
+        let doomed = data_path.join(format!("{}{DELETE_SUFFIX}", self.topic_partition));
+        if doomed.exists() {
+            fs::remove_dir_all(&doomed).map_err(io(&doomed))?;
         }
-        self.dir_dirty = true;
+        fs::rename(&self.path, &doomed).map_err(io(&self.path))?;
+        checkpoint::sync_dir(&data_path).map_err(io(&data_path))?;
+        self.deleted = true;
+        self.data_dir.forget(&self.topic_partition)?;
+        fs::remove_dir_all(&doomed).map_err(io(&doomed))?;
+        tracing::info!("{}: deleted with its topic", self.path.display());
         Ok(())
     }
 
@@ -734,7 +943,7 @@ impl PartitionLog {
 struct Taken {
     bytes: u64,
     next_offset: u64,
-    /// Stopped before the chunk's end for `until` or the batch count.
+    /// Stopped before the chunk's end for `until`.
     stopped: bool,
 }
 
@@ -742,7 +951,6 @@ struct Taken {
 fn slice_batches(
     mut chunk: Bytes,
     until: u64,
-    batches_max: usize,
     entries: &mut Vec<LogEntry<KafkaBatch>>,
 ) -> Result<Taken, String> {
     let mut taken = Taken {
@@ -750,14 +958,13 @@ fn slice_batches(
         next_offset: 0,
         stopped: false,
     };
-    let mut count = 0;
     while chunk.len() >= super::batch::HEADER_BYTES {
         let header = super::batch::BatchHeader::parse(&chunk).map_err(|e| e.to_string())?;
         if header.total_bytes > chunk.len() as u64 {
             break;
         }
         let next_offset = header.base_offset as u64 + header.record_count();
-        if next_offset > until || count == batches_max {
+        if next_offset > until {
             taken.stopped = true;
             break;
         }
@@ -770,7 +977,6 @@ fn slice_batches(
         });
         taken.bytes += header.total_bytes;
         taken.next_offset = next_offset;
-        count += 1;
     }
     Ok(taken)
 }

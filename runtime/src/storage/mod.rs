@@ -2,7 +2,8 @@
 //! their base offset, each a `.log` of v2 record batches exactly as producers sent them, a
 //! sparse `.index` and a `.timeindex`; text checkpoints for the leader-epoch cache and, per data
 //! folder, the high watermark, recovery point and log start offset. Section 5 of the project's
-//! Kafka notes gives the layout; [`DiskLog`] plugs it into the model's broker actor.
+//! Kafka notes gives the layout; [`DiskLog`] plugs it into the model's broker actor, one log
+//! per partition the broker holds, all sharing one [`DataDir`] and its checkpoints.
 
 pub mod batch;
 pub mod checkpoint;
@@ -17,7 +18,7 @@ pub mod testing;
 pub use batch::{BatchError, BatchHeader, KafkaBatch};
 pub use data_dir::{DataDir, PartitionOffsets};
 pub use log::{DurableLength, PartitionLog};
-pub use replica::{DiskDurable, DiskLog};
+pub use replica::{DiskDurable, DiskLog, DiskLogConfig};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,8 @@ pub enum StorageError {
     Failed { path: PathBuf, first: String },
     #[error("offset {offset} is below the log start offset {log_start_offset}")]
     BelowLogStart { offset: u64, log_start_offset: u64 },
+    #[error("the log at {path} was deleted")]
+    Deleted { path: PathBuf },
 }
 
 impl StorageError {
@@ -132,9 +135,6 @@ pub struct LogConfig {
     /// `index.interval.bytes`: bytes between two entries of the offset index.
     pub index_interval_bytes: u64,
     pub flush: FlushConfig,
-    /// The most bytes one read returns, unless the first batch alone is larger
-    /// (`replica.fetch.max.bytes`).
-    pub read_bytes_max: u64,
     /// `log.flush.offset.checkpoint.interval.ms`: how often a flush also rewrites the data
     /// folder's recovery-point checkpoint.
     pub recovery_checkpoint_interval_ms: i64,
@@ -149,7 +149,6 @@ impl Default for LogConfig {
             retention_bytes: None,
             index_interval_bytes: 4096,
             flush: FlushConfig::default(),
-            read_bytes_max: 1 << 20,
             recovery_checkpoint_interval_ms: 60_000,
         }
     }
@@ -173,9 +172,6 @@ impl LogConfig {
         }
         if self.flush.messages == Some(0) || self.flush.ms.is_some_and(|ms| ms < 0) {
             return fail("flush.messages must be positive and flush.ms not negative");
-        }
-        if self.read_bytes_max == 0 {
-            return fail("the read byte limit must be positive");
         }
         Ok(())
     }

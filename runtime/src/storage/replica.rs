@@ -1,14 +1,21 @@
 //! The on-disk log behind the model's `ReplicaLog` trait, so the broker actor the checker
-//! explores runs unchanged on real segments.
+//! explores runs unchanged on real segments, one [`DiskLog`] per partition it holds.
 //!
-//! The trait's operations cannot fail; the disk's can. A [`DiskLog`] whose disk failed keeps
-//! the first error (see [`DiskLog::failure`]) and refuses every later write; the host checks
-//! it after each step and stops the broker before sending anything that step emitted. The
-//! model already explores a broker crashing at any point, so that is a protocol-safe outcome.
+//! A broker creates a partition's log when it is assigned the partition and reopens it by name
+//! after a restart: what survives a crash is the disk itself, so [`DiskDurable`] is only the
+//! partition's name. Every log of a broker shares one [`DataDir`] and its checkpoints.
+//!
+//! Every operation that may touch the disk returns the storage error's words as a `LogError`;
+//! the handler stops its step and the host stops the broker, which the model explores as a
+//! crash. The log keeps the first failure too (see [`DiskLog::failure`]) and refuses every
+//! later write, so a host that missed one still cannot write after it. A read below the log
+//! start offset is an error but no failure: it is the caller's mistake, which the broker
+//! answers with OFFSET_OUT_OF_RANGE before it reads.
 
 use super::batch::KafkaBatch;
 use super::log::PartitionLog;
-use gregor_model::log::{EpochEntry, LogEntry, ReplicaLog};
+use super::{Clock, DataDir, LogConfig, StorageError, TopicPartition};
+use gregor_model::log::{EpochEntry, LogEntry, LogError, LogName, ReplicaLog};
 use gregor_model::types::{LeaderEpoch, Offset};
 use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
@@ -23,16 +30,24 @@ pub struct DiskLog {
     path: PathBuf,
 }
 
-/// What survives a crash of a broker on a disk log: the disk itself, named by the partition's
-/// folder.
+/// Where a broker's logs live and how they behave: one data folder for all its partitions.
+#[derive(Clone, Debug)]
+pub struct DiskLogConfig {
+    pub data_dir: Arc<DataDir>,
+    pub log: LogConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What survives a crash of a broker on a disk log: the disk itself, found again by the
+/// partition's name (its folder `<topic>-<partition>`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DiskDurable {
-    pub path: PathBuf,
+    pub topic: String,
+    pub partition: u32,
 }
 
 impl DiskLog {
-    /// Wraps a log the host opened (and recovered) with [`super::DataDir::open_log`]; opening
-    /// is where disk errors stop a broker, with the error's message.
+    /// Wraps a log the host opened (and recovered) with [`DataDir::open_log`].
     pub fn new(log: PartitionLog) -> DiskLog {
         let path = log.path().to_path_buf();
         DiskLog {
@@ -41,16 +56,46 @@ impl DiskLog {
         }
     }
 
-    /// The log itself, for what the trait does not cover (retention, reads by time, close).
+    /// Opens (creating if need be) and recovers the partition's log; opening is where damage
+    /// below the recovery point stops a broker, with the error's message.
+    fn open(config: &DiskLogConfig, topic: &str, partition: u32) -> Result<DiskLog, LogError> {
+        let opened = TopicPartition::new(topic, partition).and_then(|tp| {
+            config
+                .data_dir
+                .open_log(tp, config.log.clone(), config.clock.clone())
+        });
+        opened
+            .map(DiskLog::new)
+            .map_err(|e| LogError(e.to_string()))
+    }
+
+    /// The log itself, for what the trait does not cover (reads by time, rolling, crash
+    /// tests).
     pub fn lock(&self) -> MutexGuard<'_, PartitionLog> {
         // Every change to the log completes or records a failure before it returns.
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log, once this is its last handle (to close it cleanly); else this handle back.
+    pub fn into_inner(self) -> Result<PartitionLog, DiskLog> {
+        let path = self.path;
+        match Arc::try_unwrap(self.log) {
+            Ok(log) => Ok(log.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Err(log) => Err(DiskLog { log, path }),
+        }
     }
 
     /// The first disk error, after which the broker must stop.
     pub fn failure(&self) -> Option<String> {
         self.lock().failure().map(str::to_string)
     }
+}
+
+/// The error in the trait's words; a read's error becomes the log's failure here, since reads
+/// take `&self` (the log's own writes record theirs), unless it is the caller's mistake.
+fn failed(log: &mut PartitionLog, error: StorageError) -> LogError {
+    log.note_failure(&error);
+    LogError(error.to_string())
 }
 
 impl std::fmt::Debug for DiskLog {
@@ -75,15 +120,18 @@ impl Hash for DiskLog {
 impl ReplicaLog for DiskLog {
     type Batch = KafkaBatch;
     type Durable = DiskDurable;
-    /// The log, already opened by the host: both a first boot (an empty folder) and a restart
-    /// (what the crash left, recovered) start from it.
-    type Config = DiskLog;
+    type Config = DiskLogConfig;
 
-    fn open(config: &DiskLog, durable: Option<&DiskDurable>) -> Self {
-        if let Some(durable) = durable {
-            debug_assert_eq!(durable.path, config.path, "a broker reopens its own log");
-        }
-        config.clone()
+    fn create(config: &DiskLogConfig, name: &LogName) -> Result<Self, LogError> {
+        DiskLog::open(config, &name.topic, name.partition)
+    }
+
+    fn reopen(config: &DiskLogConfig, durable: &DiskDurable) -> Result<Self, LogError> {
+        DiskLog::open(config, &durable.topic, durable.partition)
+    }
+
+    fn log_start_offset(&self) -> Offset {
+        Offset(self.lock().log_start_offset())
     }
 
     fn log_end_offset(&self) -> Offset {
@@ -94,40 +142,75 @@ impl ReplicaLog for DiskLog {
         self.lock().last_epoch()
     }
 
-    fn append(&mut self, leader_epoch: LeaderEpoch, batch: KafkaBatch) -> Offset {
+    fn append(&mut self, leader_epoch: LeaderEpoch, batch: KafkaBatch) -> Result<Offset, LogError> {
         let mut log = self.lock();
-        let base_offset = log.log_end_offset();
-        // On failure the error is kept for the host, which stops the broker.
-        let _ = log.append(leader_epoch, &batch);
-        Offset(base_offset)
+        match log.append(leader_epoch, &batch) {
+            Ok(base_offset) => Ok(Offset(base_offset)),
+            Err(e) => Err(failed(&mut log, e)),
+        }
     }
 
-    /// Reads from the log start offset when `from` lies below it.
-    fn read(&self, from: Offset, until: Offset, batches_max: usize) -> Vec<LogEntry<KafkaBatch>> {
+    fn read(
+        &self,
+        from: Offset,
+        until: Offset,
+        bytes_max: u64,
+    ) -> Result<Vec<LogEntry<KafkaBatch>>, LogError> {
         let mut log = self.lock();
-        let from = from.0.max(log.log_start_offset());
-        let read = log.read(from, until.0, batches_max);
-        read.unwrap_or_else(|e| {
-            log.note_failure(&e);
-            Vec::new()
-        })
+        let read = log.read(from.0, until.0, bytes_max);
+        read.map_err(|e| failed(&mut log, e))
     }
 
-    fn truncate(&mut self, to: Offset) {
-        let _ = self.lock().truncate(to.0);
+    fn bytes_between(&self, from: Offset, until: Offset, enough: u64) -> Result<u64, LogError> {
+        let mut log = self.lock();
+        let bytes = log.bytes_between(from.0, until.0, enough);
+        bytes.map_err(|e| failed(&mut log, e))
+    }
+
+    fn truncate(&mut self, to: Offset) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let result = log.truncate(to.0);
+        result.map_err(|e| failed(&mut log, e))
+    }
+
+    fn truncate_fully_and_start_at(&mut self, offset: Offset) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let result = log.truncate_fully_and_start_at(offset.0);
+        result.map_err(|e| failed(&mut log, e))
+    }
+
+    fn advance_log_start_offset(&mut self, to: Offset) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let result = log.advance_log_start_offset(to.0);
+        result.map_err(|e| failed(&mut log, e))
+    }
+
+    fn retention_offset(&self) -> Offset {
+        Offset(self.lock().retention_offset())
     }
 
     fn epoch_entries(&self) -> Vec<EpochEntry> {
         self.lock().epoch_entries().to_vec()
     }
 
-    fn flush(&mut self) {
-        let _ = self.lock().flush();
+    fn flush(&mut self) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let result = log.flush();
+        result.map_err(|e| failed(&mut log, e))
     }
 
     fn durable(&self) -> DiskDurable {
+        let log = self.lock();
+        let name = log.topic_partition();
         DiskDurable {
-            path: self.path.clone(),
+            topic: name.topic.clone(),
+            partition: name.partition,
         }
+    }
+
+    fn delete(&mut self) -> Result<(), LogError> {
+        let mut log = self.lock();
+        let result = log.delete();
+        result.map_err(|e| failed(&mut log, e))
     }
 }

@@ -228,6 +228,17 @@ impl Segment {
         Ok(None)
     }
 
+    /// Where the batches wholly below `offset` end: the position of the batch holding it, or
+    /// the segment's end.
+    pub fn end_of_batches_below(&self, offset: u64) -> std::io::Result<u64> {
+        if offset >= self.next_offset {
+            return Ok(self.size);
+        }
+        Ok(self
+            .position_of(offset)?
+            .map_or(self.size, |(position, _)| position))
+    }
+
     /// `len` bytes from `position` (fewer at the end), in one positioned read straight into
     /// the buffer's unfilled space (no zeroing first, no shared file cursor).
     pub fn read(&self, position: u64, len: u64) -> std::io::Result<Bytes> {
@@ -544,8 +555,8 @@ impl Segment {
         Ok(())
     }
 
-    /// Deletes the segment's files.
-    pub fn delete(self) -> std::io::Result<()> {
+    /// Deletes the segment's files (what is open of them stays readable until dropped).
+    pub fn delete(&self) -> std::io::Result<()> {
         for path in [
             self.log_path.clone(),
             self.index.path().to_path_buf(),

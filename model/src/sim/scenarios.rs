@@ -1,0 +1,383 @@
+//! The timed scenarios: what the protocol's timers mean on a real clock, checked on the
+//! simulator with Kafka's default durations, on any log (`model/tests/timed.rs` runs them on the
+//! in-memory log, `runtime/tests/timed_on_disk.rs` on the disk log). A cluster of three brokers
+//! with two topics of three partitions each (replication factor 3, min.insync.replicas 2).
+//! Each scenario panics, naming what went wrong, if the protocol misses its deadline.
+
+use super::{Received, Simulation};
+use crate::config::{BrokerConfig, BrokerTimeouts, ControllerConfig, ProtocolConfig, TopicConfig};
+use crate::effects::Address;
+use crate::log::{ProducerBatch, RecordBatch, ReplicaLog};
+use crate::message::{
+    AdminRequest, ErrorCode, FetchPartition, FetchRequest, Msg, NewTopic, ProduceRequest,
+};
+use crate::types::{
+    Acks, BrokerId, ClientId, Offset, ProducerEpoch, ProducerId, Sequence, TopicPartition,
+};
+use std::time::Duration;
+
+/// How a scenario gets its logs and its batches.
+pub struct Setup<L: ReplicaLog> {
+    /// Each broker's log configuration (its data folder, for the disk log).
+    pub log_config: Box<dyn Fn(BrokerId) -> L::Config>,
+    /// A batch of one record told apart by `value`.
+    pub batch: Box<dyn Fn(u8) -> L::Batch>,
+}
+
+pub const ADMIN: ClientId = ClientId(100);
+pub const PRODUCER: ClientId = ClientId(101);
+pub const CONSUMER: ClientId = ClientId(102);
+
+const LATENCY: Duration = Duration::from_millis(1);
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// The cluster, formed: brokers registered, both topics created and every partition's
+/// followers fetching.
+pub fn cluster<L: ReplicaLog>(setup: &Setup<L>) -> Simulation<L> {
+    cluster_with(setup, BrokerTimeouts::default())
+}
+
+/// The cluster, with these broker timers.
+pub fn cluster_with<L: ReplicaLog>(setup: &Setup<L>, timeouts: BrokerTimeouts) -> Simulation<L> {
+    let mut sim = Simulation::new(LATENCY);
+    sim.add_controller(ControllerConfig {
+        topic_defaults: TopicConfig {
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+        },
+        ..ControllerConfig::default()
+    });
+    for id in 1..=3 {
+        let config = BrokerConfig {
+            timeouts: timeouts.clone(),
+            ..BrokerConfig::new(BrokerId(id), ProtocolConfig::default())
+        };
+        sim.add_broker(config, (setup.log_config)(BrokerId(id)));
+    }
+    sim.run_for(ms(100));
+    let topic = |name: &str| NewTopic {
+        name: name.to_string(),
+        partitions: 3,
+        replication_factor: 3,
+        min_insync_replicas: None,
+        unclean_leader_election: None,
+    };
+    let create = AdminRequest::CreateTopics(vec![topic("orders"), topic("payments")]);
+    sim.send_as(ADMIN, Address::Broker(BrokerId(1)), Msg::Admin(create));
+    sim.run_for(ms(1000));
+    let answers = sim.take_received();
+    let created = answers.iter().any(|r| match &r.msg {
+        Msg::AdminResponse(results) => results.iter().all(|t| t.result.is_ok()),
+        _ => false,
+    });
+    assert!(created, "both topics are created: {answers:?}");
+    for name in ["orders", "payments"] {
+        for partition in 0..3 {
+            let tp = topic_partition(&sim, name, partition);
+            let leader = leader_of(&sim, tp);
+            let replica = &sim.broker(leader).expect("the leader runs").replicas[&tp];
+            assert!(
+                replica.leader().is_some(),
+                "{name}-{partition} has a leader"
+            );
+        }
+    }
+    sim
+}
+
+/// A partition of a topic the cluster created.
+pub fn topic_partition<L: ReplicaLog>(
+    sim: &Simulation<L>,
+    name: &str,
+    partition: u32,
+) -> TopicPartition {
+    let controller = sim.controller().expect("the controller runs");
+    let topic = controller
+        .topics
+        .iter()
+        .find(|(_, t)| t.info.name == name)
+        .map(|(id, _)| *id)
+        .expect("the topic exists");
+    TopicPartition {
+        topic_id: topic,
+        partition,
+    }
+}
+
+/// The partition's leader, as the controller has it.
+pub fn leader_of<L: ReplicaLog>(sim: &Simulation<L>, tp: TopicPartition) -> BrokerId {
+    let controller = sim.controller().expect("the controller runs");
+    controller
+        .partition(tp)
+        .and_then(|p| p.leader)
+        .expect("the partition has a leader")
+}
+
+fn in_isr<L: ReplicaLog>(sim: &Simulation<L>, tp: TopicPartition, broker: BrokerId) -> bool {
+    let controller = sim.controller().expect("the controller runs");
+    controller
+        .partition(tp)
+        .is_some_and(|p| p.isr.contains(&broker))
+}
+
+fn produce<L: ReplicaLog>(
+    sim: &mut Simulation<L>,
+    tp: TopicPartition,
+    request: u32,
+    batch: L::Batch,
+) {
+    let leader = leader_of(sim, tp);
+    let produce = ProduceRequest {
+        request,
+        topic_partition: tp,
+        acks: Acks::All,
+        batch,
+    };
+    sim.send_as(PRODUCER, Address::Broker(leader), Msg::Produce(produce));
+}
+
+/// Each acknowledged request: (when, request, result).
+fn produce_answers<B>(received: &[Received<B>]) -> Vec<(Duration, u32, Result<Offset, ErrorCode>)> {
+    received
+        .iter()
+        .filter_map(|r| match &r.msg {
+            Msg::ProduceResponse(response) if r.to == PRODUCER => {
+                Some((r.at, response.request, response.result))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Under continuous produce (a batch every 10 ms, acks=all), a follower that crashes leaves
+/// the ISR `replica.lag.time.max.ms` after it last caught up (the last fetch that showed it
+/// had all the leader had at its previous fetch), give or take a fetch and an AlterPartition
+/// round trip — not earlier, not later — and acks=all goes on with the ISR that remains. The
+/// lag time is 3 s here (`replica.lag.time.max.ms=3000`), below the 9 s session timeout after
+/// which the controller would fence the dead broker anyway.
+pub fn crashed_follower_leaves_the_isr_within_the_lag_time<L: ReplicaLog>(setup: &Setup<L>) {
+    let lag = ms(3000);
+    let timeouts = BrokerTimeouts {
+        replica_lag_max: lag,
+        ..BrokerTimeouts::default()
+    };
+    let mut sim = cluster_with(setup, timeouts);
+    let tp = topic_partition(&sim, "orders", 0);
+    let leader = leader_of(&sim, tp);
+    let follower = BrokerId(if leader == BrokerId(3) { 2 } else { 3 });
+    let mut request = 0;
+    let step = |sim: &mut Simulation<L>, request: &mut u32| {
+        *request += 1;
+        produce(sim, tp, *request, (setup.batch)(*request as u8));
+        sim.run_for(ms(10));
+    };
+    for _ in 0..100 {
+        step(&mut sim, &mut request);
+    }
+    let warm = produce_answers(&sim.take_received());
+    assert_eq!(
+        warm.len(),
+        100,
+        "every write of the warm-up is acknowledged"
+    );
+    assert!(warm.iter().all(|(_, _, result)| result.is_ok()));
+
+    let crashed_at = sim.now();
+    sim.crash(Address::Broker(follower));
+    let mut shrunk_at = None;
+    while sim.now() < crashed_at + lag + ms(2000) {
+        step(&mut sim, &mut request);
+        if shrunk_at.is_none() && !in_isr(&sim, tp, follower) {
+            shrunk_at = Some(sim.now());
+        }
+    }
+    let shrunk_at = shrunk_at.expect("the crashed follower leaves the ISR");
+    // Its last catch-up was its last fetch, at most a round trip before the crash; the ISR
+    // check runs in 10 ms steps here.
+    let slack = ms(20);
+    assert!(
+        shrunk_at <= crashed_at + lag + slack,
+        "left the ISR {:?} after the crash, more than replica.lag.time.max.ms ({lag:?})",
+        shrunk_at - crashed_at
+    );
+    assert!(
+        shrunk_at + slack >= crashed_at + lag,
+        "left the ISR {:?} after the crash, before replica.lag.time.max.ms ({lag:?})",
+        shrunk_at - crashed_at
+    );
+    let answers = produce_answers(&sim.take_received());
+    let after: Vec<_> = answers
+        .iter()
+        .filter(|(at, _, _)| *at > shrunk_at + ms(20))
+        .collect();
+    assert!(
+        after.len() > 100,
+        "acks=all goes on once the ISR shrank ({} answers after)",
+        after.len()
+    );
+    assert!(after.iter().all(|(_, _, result)| result.is_ok()));
+    for (at, request, _) in &after {
+        let sent = crashed_at + ms(10) * (*request - 100);
+        assert!(
+            *at <= sent.max(shrunk_at) + ms(30),
+            "request {request} answered at {at:?}, sent at {sent:?}"
+        );
+    }
+}
+
+/// A broker that heartbeats keeps its session for as long as it runs; one that falls silent
+/// (here: crashes) loses it `broker.session.timeout.ms` after its last heartbeat.
+pub fn sessions_last_while_brokers_heartbeat<L: ReplicaLog>(setup: &Setup<L>) {
+    let mut sim = cluster(setup);
+    let session = ControllerConfig::default().session_timeout;
+    let interval = BrokerTimeouts::default()
+        .heartbeat_interval
+        .expect("brokers heartbeat");
+    for _ in 0..60 {
+        sim.run_for(ms(1000));
+        let controller = sim.controller().expect("the controller runs");
+        assert!(
+            controller.brokers.iter().all(|(_, r)| r.alive),
+            "every heartbeating broker's session is alive at {:?}",
+            sim.now()
+        );
+    }
+    let silent = BrokerId(3);
+    let silent_from = sim.now();
+    sim.crash(Address::Broker(silent));
+    let deadline = silent_from + session + ms(100);
+    let expired = sim.run_until_true(deadline, |sim| {
+        sim.controller().is_some_and(|c| !c.is_alive(silent))
+    });
+    assert!(expired, "the silent broker's session expires");
+    let expired_after = sim.now() - silent_from;
+    // Its last heartbeat reached the controller at most one interval (and a latency) before
+    // it fell silent.
+    assert!(
+        expired_after <= session + LATENCY,
+        "expired {expired_after:?} after it fell silent"
+    );
+    assert!(
+        expired_after + interval + ms(10) >= session,
+        "expired {expired_after:?} after it fell silent: before its session could end"
+    );
+}
+
+/// A consumer's fetch with nothing to return is held, and answered `max_wait_ms` after it
+/// arrived (with nothing); a held fetch is answered as soon as records it may read (below the
+/// HW) are there.
+pub fn held_consumer_fetches_are_answered_within_max_wait<L: ReplicaLog>(setup: &Setup<L>) {
+    let mut sim = cluster(setup);
+    let tp = topic_partition(&sim, "payments", 1);
+    let leader = leader_of(&sim, tp);
+    produce(&mut sim, tp, 1, (setup.batch)(1));
+    sim.run_for(ms(100));
+    let answers = produce_answers(&sim.take_received());
+    assert!(
+        matches!(answers[..], [(_, 1, Ok(Offset(0)))]),
+        "{answers:?}"
+    );
+
+    let fetch = |offset: u64| {
+        Msg::Fetch(FetchRequest {
+            replica: None,
+            min_bytes: 1,
+            max_wait_ms: 500,
+            bytes_max: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic_partition: tp,
+                current_leader_epoch: None,
+                fetch_offset: Offset(offset),
+                bytes_max: 1 << 20,
+            }],
+        })
+    };
+    let consumer_answer = |received: Vec<Received<L::Batch>>| {
+        received
+            .into_iter()
+            .find_map(|r| match r.msg {
+                Msg::FetchResponse(response) if r.to == CONSUMER => Some((r.at, response)),
+                _ => None,
+            })
+            .expect("the consumer's fetch is answered")
+    };
+    let sent_at = sim.now();
+    sim.send_as(CONSUMER, Address::Broker(leader), fetch(1));
+    sim.run_for(ms(1000));
+    let (answered_at, response) = consumer_answer(sim.take_received());
+    let waited = answered_at - sent_at;
+    assert!(
+        waited >= ms(500) && waited <= ms(500) + 2 * LATENCY,
+        "answered {waited:?} after it was sent, max_wait_ms 500"
+    );
+    assert!(response.partitions[0].batches.is_empty());
+
+    let sent_at = sim.now();
+    sim.send_as(CONSUMER, Address::Broker(leader), fetch(1));
+    sim.run_for(ms(100));
+    produce(&mut sim, tp, 2, (setup.batch)(2));
+    sim.run_for(ms(1000));
+    let received = sim.take_received();
+    let (answered_at, response) = consumer_answer(received);
+    let waited = answered_at - sent_at;
+    assert!(
+        waited < ms(150),
+        "answered {waited:?} after it was sent, once the record was committed"
+    );
+    assert_eq!(response.partitions[0].batches.len(), 1);
+    assert_eq!(response.partitions[0].batches[0].base_offset, Offset(1));
+}
+
+/// An idempotent producer's write, retried after its answer was lost, is written once and
+/// answered with its first offset; without the producer's numbering the retry is written
+/// again (which is why Kafka's clients turn idempotence on).
+pub fn an_idempotent_retry_is_written_once<L: ReplicaLog>(setup: &Setup<L>) {
+    let mut sim = cluster(setup);
+    sim.send_as(PRODUCER, Address::Broker(BrokerId(1)), Msg::InitProducerId);
+    sim.run_for(ms(100));
+    let producer = sim
+        .take_received()
+        .into_iter()
+        .find_map(|r| match r.msg {
+            Msg::InitProducerIdResponse(Ok(producer)) => Some(producer),
+            _ => None,
+        })
+        .expect("a producer id");
+    assert_eq!(producer.1, ProducerEpoch(0));
+    let (producer_id, producer_epoch): (ProducerId, ProducerEpoch) = producer;
+    let tp = topic_partition(&sim, "orders", 1);
+    let numbered = (setup.batch)(7).with_producer(ProducerBatch {
+        producer_id,
+        producer_epoch,
+        base_sequence: Sequence(0),
+    });
+    produce(&mut sim, tp, 1, numbered.clone());
+    sim.run_for(ms(100));
+    // The answer is lost: the producer sends the batch again.
+    let _lost = sim.take_received();
+    produce(&mut sim, tp, 2, numbered);
+    sim.run_for(ms(100));
+    let answers = produce_answers(&sim.take_received());
+    assert!(
+        matches!(answers[..], [(_, 2, Ok(Offset(0)))]),
+        "the retry gets the first write's offset: {answers:?}"
+    );
+    let leader = leader_of(&sim, tp);
+    let log = &sim.broker(leader).expect("the leader runs").replicas[&tp].log;
+    assert_eq!(log.log_end_offset(), Offset(1), "written once");
+
+    let plain = (setup.batch)(8);
+    produce(&mut sim, tp, 3, plain.clone());
+    sim.run_for(ms(100));
+    produce(&mut sim, tp, 4, plain);
+    sim.run_for(ms(100));
+    let log = &sim.broker(leader).expect("the leader runs").replicas[&tp].log;
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(3),
+        "without idempotence, written twice"
+    );
+}
