@@ -1318,3 +1318,38 @@ fn kip101_leader_answers_with_the_next_epochs_start_even_for_an_epoch_it_never_h
         )]
     );
 }
+
+#[test]
+fn a_reconciling_follower_whose_log_retention_emptied_fetches_instead_of_asking() {
+    let (mut broker, commands) = restarted_follower(Variant::Kip320, &[(1, 0)], 1, 3, 2);
+    assert!(matches!(
+        &commands[..],
+        [Command::Send(_, Msg::OffsetForLeaderEpoch(_))]
+    ));
+    let mut log = MemoryLog::empty(MemoryLogConfig {
+        crash: CrashKind::Process,
+        retention: true,
+    });
+    log.append(LeaderEpoch(0), Record::new(1)).unwrap();
+    broker.state.replicas.get_mut(&tp(0)).unwrap().log = log;
+    assert_eq!(broker.replica().high_watermark, Offset(1));
+    // The leader cannot answer yet: the follower backs off, and meanwhile retention deletes
+    // everything below its HW, which is its whole log.
+    let refused = OffsetForLeaderEpochResponse {
+        topic_partition: tp(0),
+        leader_epoch: LeaderEpoch(2),
+        requested_epoch: LeaderEpoch(0),
+        result: Err(ErrorCode::NotLeaderOrFollower),
+    };
+    broker.handle(
+        Address::Broker(b(3)),
+        Msg::OffsetForLeaderEpochResponse(refused),
+    );
+    broker.fire(Timer::Retention);
+    assert_eq!(broker.replica().log.log_start_offset(), Offset(1));
+    assert_eq!(broker.replica().log.last_epoch(), None);
+    // Nothing is left to reconcile: it fetches from its log start.
+    let commands = broker.fire(Timer::FetchBackoff(tp(0)));
+    assert!(matches!(&commands[..], [Command::Send(to, Msg::Fetch(f))]
+        if *to == Address::Broker(b(3)) && f.partitions[0].fetch_offset == Offset(1)));
+}
