@@ -41,6 +41,7 @@ fn encode(b: usize, records: usize, compression: Compression) -> KafkaBatch {
             Record {
                 transactional: false,
                 control: false,
+                delete_horizon: false,
                 partition_leader_epoch: -1,
                 producer_id: -1,
                 producer_epoch: -1,
