@@ -158,6 +158,14 @@ pub trait ReplicaLog: Clone + Debug + PartialEq + Hash {
     /// Makes everything appended so far durable (fsync); advances the recovery point.
     fn flush(&mut self) -> Result<(), LogError>;
 
+    /// ListOffsets by time: the first offset whose record's timestamp is at or past
+    /// `timestamp`, with that timestamp; `None` when every record is older. (The model's
+    /// records carry no timestamps: its log finds none.)
+    fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>, LogError>;
+
+    /// The largest record timestamp in the log and the first offset that has it (KIP-734).
+    fn max_timestamp(&self) -> Result<Option<(Offset, i64)>, LogError>;
+
     /// What a crash would leave now.
     fn durable(&self) -> Self::Durable;
 
@@ -392,6 +400,14 @@ impl<B: RecordBatch> ReplicaLog for MemoryLog<B> {
     fn flush(&mut self) -> Result<(), LogError> {
         self.recovery_point = self.log_end_offset();
         Ok(())
+    }
+
+    fn offset_for_timestamp(&self, _timestamp: i64) -> Result<Option<(Offset, i64)>, LogError> {
+        Ok(None)
+    }
+
+    fn max_timestamp(&self) -> Result<Option<(Offset, i64)>, LogError> {
+        Ok(None)
     }
 
     fn durable(&self) -> Self::Durable {

@@ -324,6 +324,52 @@ pub struct ProduceResponse {
     pub result: Result<Offset, ErrorCode>,
 }
 
+/// What a ListOffsets request asks for (Kafka's special timestamps -2, -1, -3, or a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OffsetQuery {
+    /// The log start offset (timestamp -2).
+    Earliest,
+    /// The HW, or the log end offset for a request that reads to the log end (timestamp -1).
+    Latest,
+    /// The first record with the largest timestamp (timestamp -3, KIP-734).
+    MaxTimestamp,
+    /// The first record whose timestamp is at or past this many ms since the epoch.
+    Timestamp(i64),
+}
+
+/// ListOffsets for one partition (the Kafka front end splits a request by partition).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListOffsetsRequest {
+    /// The requester's number for this request, echoed in the answer.
+    pub request: u32,
+    pub topic_partition: TopicPartition,
+    /// The requester's current leader epoch (KIP-320), when it sends one.
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    pub query: OffsetQuery,
+    /// Whether the answer may lie past the HW, up to the log end offset (Kafka's debug
+    /// consumer, replica id -2); a consumer's answers lie below the HW.
+    pub to_log_end: bool,
+}
+
+/// The offset a ListOffsets found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListedOffset {
+    /// `None` when no record matches (Kafka answers offset -1).
+    pub offset: Option<Offset>,
+    /// The found record's timestamp, for the queries by time; else `None` (Kafka's -1).
+    pub timestamp: Option<i64>,
+    /// The leader epoch of the batch holding the offset (the current one for Earliest and
+    /// Latest).
+    pub leader_epoch: LeaderEpoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListOffsetsResponse {
+    pub request: u32,
+    pub topic_partition: TopicPartition,
+    pub result: Result<ListedOffset, ErrorCode>,
+}
+
 /// One partition as a Metadata answer describes it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PartitionMetadata {
@@ -407,6 +453,9 @@ pub enum Msg<B> {
     InitProducerIdResponse(Result<(ProducerId, ProducerEpoch), ErrorCode>),
     Produce(ProduceRequest<B>),
     ProduceResponse(ProduceResponse),
+
+    ListOffsets(ListOffsetsRequest),
+    ListOffsetsResponse(ListOffsetsResponse),
 
     /// Host -> broker: the connection to this message's sender closed; what it was waiting
     /// for (held fetches, acks=all writes) will never be read.

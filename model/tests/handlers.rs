@@ -10,9 +10,9 @@ use gregor_model::log::{
 };
 use gregor_model::message::{
     AdminRequest, AlterPartitionRequest, ErrorCode, FetchPartition, FetchRequest, FetchResponse,
-    FetchedPartition, Forwarded, IsrMember, LeaderRecovery, MetadataUpdate, Msg, NewTopic,
-    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, PartitionState, ProduceRequest,
-    ProduceResponse, ReplicaId, Timer, TopicResult,
+    FetchedPartition, Forwarded, IsrMember, LeaderRecovery, ListOffsetsRequest, ListedOffset,
+    MetadataUpdate, Msg, NewTopic, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    OffsetQuery, PartitionState, ProduceRequest, ProduceResponse, ReplicaId, Timer, TopicResult,
 };
 use gregor_model::types::{
     Acks, BrokerEpoch, BrokerId, ClientId, CrashKind, Isr, LeaderEpoch, Offset, PartitionEpoch,
@@ -1352,4 +1352,81 @@ fn a_reconciling_follower_whose_log_retention_emptied_fetches_instead_of_asking(
     let commands = broker.fire(Timer::FetchBackoff(tp(0)));
     assert!(matches!(&commands[..], [Command::Send(to, Msg::Fetch(f))]
         if *to == Address::Broker(b(3)) && f.partitions[0].fetch_offset == Offset(1)));
+}
+
+fn list_offsets(query: OffsetQuery, to_log_end: bool, epoch: Option<u32>) -> Msg<Record> {
+    Msg::ListOffsets(ListOffsetsRequest {
+        request: 9,
+        topic_partition: tp(0),
+        current_leader_epoch: epoch.map(LeaderEpoch),
+        query,
+        to_log_end,
+    })
+}
+
+fn listed(commands: &BrokerCommands) -> Result<ListedOffset, ErrorCode> {
+    match &commands[..] {
+        [Command::Send(Address::Client(CLIENT), Msg::ListOffsetsResponse(r))] => {
+            assert_eq!((r.request, r.topic_partition), (9, tp(0)));
+            r.result
+        }
+        other => panic!("expected one ListOffsets answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn list_offsets_answers_the_hw_to_consumers_the_log_end_to_debug_readers_and_fences_first() {
+    let mut leader = leader();
+    leader.handle(
+        Address::Client(CLIENT),
+        produce(1, Acks::Leader, Record::new(1)),
+    );
+    leader.handle(
+        Address::Client(CLIENT),
+        produce(2, Acks::Leader, Record::new(2)),
+    );
+    leader.handle(Address::Broker(b(2)), fetch_from(2, 1, 0));
+    leader.handle(Address::Broker(b(3)), fetch_from(3, 1, 0));
+    assert_eq!(leader.replica().high_watermark, Offset(1));
+    let ask = |leader: &mut Broker, query, to_log_end, epoch| {
+        let commands = leader.handle(
+            Address::Client(CLIENT),
+            list_offsets(query, to_log_end, epoch),
+        );
+        listed(&commands)
+    };
+    let at = |offset: u64| ListedOffset {
+        offset: Some(Offset(offset)),
+        timestamp: None,
+        leader_epoch: LeaderEpoch(0),
+    };
+    assert_eq!(
+        ask(&mut leader, OffsetQuery::Earliest, false, None),
+        Ok(at(0))
+    );
+    assert_eq!(
+        ask(&mut leader, OffsetQuery::Latest, false, Some(0)),
+        Ok(at(1))
+    );
+    assert_eq!(ask(&mut leader, OffsetQuery::Latest, true, None), Ok(at(2)));
+    // The model's records carry no timestamps: a lookup by time finds nothing.
+    let none = ListedOffset {
+        offset: None,
+        timestamp: None,
+        leader_epoch: LeaderEpoch(0),
+    };
+    assert_eq!(
+        ask(&mut leader, OffsetQuery::Timestamp(0), false, None),
+        Ok(none)
+    );
+    assert_eq!(
+        ask(&mut leader, OffsetQuery::Latest, false, Some(1)),
+        Err(ErrorCode::UnknownLeaderEpoch)
+    );
+    let (mut follower, _) = Broker::started(2, Variant::Kip320);
+    follower.handle(Address::Controller, update(1, Some(1), 0, &[1, 2, 3]));
+    assert_eq!(
+        ask(&mut follower, OffsetQuery::Earliest, false, None),
+        Err(ErrorCode::NotLeaderOrFollower)
+    );
 }

@@ -144,6 +144,8 @@ fn offsets_by_timestamp_find_the_first_record_at_or_after() {
     assert_eq!(log.offset_for_timestamp(1_052).unwrap(), Some((12, 1_060)));
     assert_eq!(log.offset_for_timestamp(1_191).unwrap(), Some((39, 1_191)));
     assert_eq!(log.offset_for_timestamp(1_192).unwrap(), None);
+    // KIP-734: the newest record's timestamp and offset.
+    assert_eq!(log.max_timestamp().unwrap(), Some((39, 1_191)));
 }
 
 #[test]

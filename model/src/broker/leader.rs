@@ -19,9 +19,9 @@ use crate::log::{end_offset_for_epoch, next_epoch_start_offset, EpochEndOffset, 
 use crate::log::{LogError, ReplicaLog};
 use crate::message::{
     AlterPartitionRequest, AlterPartitionResponse, ErrorCode, FetchPartition, FetchRequest,
-    FetchResponse, FetchedPartition, IsrMember, Msg, OffsetForLeaderEpochRequest,
-    OffsetForLeaderEpochResponse, PartitionState, ProduceRequest, ProduceResponse, ReplicaId,
-    Timer,
+    FetchResponse, FetchedPartition, IsrMember, ListOffsetsRequest, ListOffsetsResponse,
+    ListedOffset, Msg, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, OffsetQuery,
+    PartitionState, ProduceRequest, ProduceResponse, ReplicaId, Timer,
 };
 use crate::types::{Acks, BrokerId, FlushPolicy, Isr, LeaderEpoch, Offset, PartitionEpoch};
 use crate::types::{Map, TopicPartition, Variant};
@@ -795,4 +795,79 @@ pub(super) fn on_offset_for_leader_epoch<L: ReplicaLog>(
         result,
     };
     out.send(from, Msg::OffsetForLeaderEpochResponse(response));
+}
+
+/// ListOffsets at the leader: the log start offset, the HW (or, for a request that reads to
+/// the log end, the log end offset), or the first offset by time; a found offset at or past
+/// the HW is not visible to a consumer and answers "none", as Kafka's read_uncommitted
+/// lookups do. Fenced first, as a fetch is (KIP-320).
+pub(super) fn on_list_offsets<L: ReplicaLog>(
+    state: &BrokerState<L>,
+    from: Address,
+    request: ListOffsetsRequest,
+    out: &mut BrokerEffects<L::Batch>,
+) {
+    let tp = request.topic_partition;
+    let result = list_offsets(state, &request);
+    let response = ListOffsetsResponse {
+        request: request.request,
+        topic_partition: tp,
+        result,
+    };
+    out.send(from, Msg::ListOffsetsResponse(response));
+}
+
+fn list_offsets<L: ReplicaLog>(
+    state: &BrokerState<L>,
+    request: &ListOffsetsRequest,
+) -> Result<ListedOffset, ErrorCode> {
+    let tp = request.topic_partition;
+    let replica = match state.replicas.get(&tp) {
+        Some(replica) if replica.leader().is_some() => replica,
+        _ => return Err(not_leading(state, tp)),
+    };
+    match request.current_leader_epoch {
+        Some(epoch) if epoch < replica.leader_epoch => return Err(ErrorCode::FencedLeaderEpoch),
+        Some(epoch) if epoch > replica.leader_epoch => return Err(ErrorCode::UnknownLeaderEpoch),
+        _ => {}
+    }
+    let log = &replica.log;
+    let visible_until = match request.to_log_end {
+        true => log.log_end_offset(),
+        false => replica.high_watermark,
+    };
+    let current = |offset| ListedOffset {
+        offset: Some(offset),
+        timestamp: None,
+        leader_epoch: replica.leader_epoch,
+    };
+    let found = match request.query {
+        OffsetQuery::Earliest => return Ok(current(log.log_start_offset())),
+        OffsetQuery::Latest => return Ok(current(visible_until)),
+        OffsetQuery::MaxTimestamp => log.max_timestamp(),
+        OffsetQuery::Timestamp(timestamp) => log.offset_for_timestamp(timestamp),
+    };
+    // A failed read: the host stops a broker whose log failed; until then the reader retries.
+    let found = found.map_err(|_| ErrorCode::NotLeaderOrFollower)?;
+    Ok(match found {
+        Some((offset, timestamp)) if offset < visible_until => ListedOffset {
+            offset: Some(offset),
+            timestamp: Some(timestamp),
+            leader_epoch: epoch_at(&log.epoch_entries(), offset).unwrap_or(replica.leader_epoch),
+        },
+        _ => ListedOffset {
+            offset: None,
+            timestamp: None,
+            leader_epoch: replica.leader_epoch,
+        },
+    })
+}
+
+/// The epoch of the batch at `offset`, from the epoch cache.
+fn epoch_at(entries: &[crate::log::EpochEntry], offset: Offset) -> Option<LeaderEpoch> {
+    entries
+        .iter()
+        .take_while(|e| e.start_offset <= offset)
+        .last()
+        .map(|e| e.leader_epoch)
 }

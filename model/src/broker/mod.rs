@@ -271,6 +271,7 @@ pub fn on_msg<L: ReplicaLog>(
             _ => out.ignore(Ignored::Unexpected("an epoch answer not from a broker")),
         },
         Msg::Produce(request) => leader::on_produce(config, state, from, request, out),
+        Msg::ListOffsets(request) => leader::on_list_offsets(state, from, request, out),
         Msg::Metadata { topics } => out.send(
             from,
             Msg::MetadataResponse(Box::new(metadata(state, &topics))),

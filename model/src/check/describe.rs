@@ -448,6 +448,18 @@ pub fn message(msg: &Msg<Record>) -> String {
             Ok(offset) => format!("ProduceResponse(written at offset {offset})"),
             Err(error) => format!("ProduceResponse({})", error.name()),
         },
+        Msg::ListOffsets(request) => format!(
+            "ListOffsets({:?} of {})",
+            request.query,
+            partition(&request.topic_partition)
+        ),
+        Msg::ListOffsetsResponse(response) => match response.result {
+            Ok(listed) => match listed.offset {
+                Some(offset) => format!("ListOffsetsResponse(offset {offset})"),
+                None => "ListOffsetsResponse(none)".to_string(),
+            },
+            Err(error) => format!("ListOffsetsResponse({})", error.name()),
+        },
         Msg::Disconnected => "Disconnected".to_string(),
     }
 }

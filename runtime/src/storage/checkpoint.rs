@@ -71,15 +71,18 @@ pub fn write(path: &Path, entries: &[String]) -> Result<(), StorageError> {
         text.push_str(entry);
         text.push('\n');
     }
+    write_atomic(path, text.as_bytes()).map_err(|e| StorageError::io(path, e))
+}
+
+/// Replaces the file at `path` with `bytes` so that a crash leaves the old file or the new one:
+/// `<path>.tmp` written and fsynced, renamed over `path`, the folder fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = path.with_extension("tmp");
-    let result = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        sync_dir(path.parent().expect("a checkpoint lives in a folder"))
-    })();
-    result.map_err(|e| StorageError::io(path, e))
+    let mut file = File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&temp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Fsyncs a folder, so that files created, renamed or deleted in it stay so after a crash.

@@ -686,6 +686,19 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// KIP-734's ListOffsets by max timestamp: the largest record timestamp in the log and the
+    /// first offset that has it; `None` for an empty log.
+    pub fn max_timestamp(&self) -> Result<Option<(u64, i64)>, StorageError> {
+        self.check_usable()?;
+        let newest = self.segments.iter().map(|s| s.max_timestamp()).max();
+        match newest {
+            Some(timestamp) if self.log_end_offset() > self.log_start_offset() => {
+                self.offset_for_timestamp(timestamp)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Removes every batch whose last offset is at or past `to` (what a follower does after
     /// OffsetForLeaderEpoch), across segments, and the epochs that started there; durable
     /// before it returns. When that takes the batch holding the log start offset, the log is

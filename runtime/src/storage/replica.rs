@@ -199,6 +199,20 @@ impl ReplicaLog for DiskLog {
         result.map_err(|e| failed(&mut log, e))
     }
 
+    fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>, LogError> {
+        let mut log = self.lock();
+        let found = log.offset_for_timestamp(timestamp);
+        let found = found.map_err(|e| failed(&mut log, e))?;
+        Ok(found.map(|(offset, ts)| (Offset(offset), ts)))
+    }
+
+    fn max_timestamp(&self) -> Result<Option<(Offset, i64)>, LogError> {
+        let mut log = self.lock();
+        let found = log.max_timestamp();
+        let found = found.map_err(|e| failed(&mut log, e))?;
+        Ok(found.map(|(offset, ts)| (Offset(offset), ts)))
+    }
+
     fn durable(&self) -> DiskDurable {
         let log = self.lock();
         let name = log.topic_partition();
