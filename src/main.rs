@@ -2,12 +2,18 @@
 //!
 //! - `gregor check [flags]` checks one configuration of the protocol model;
 //! - `gregor check specs/checks` checks every configuration file there against its expectation;
-//! - `gregor explore [flags]` serves stateright's Explorer for the configuration.
+//! - `gregor explore [flags]` serves stateright's Explorer for the configuration;
+//! - `gregor controller`, `gregor broker`, `gregor cluster up`: the runtime's processes;
+//! - `gregor topics create|describe|delete`, `gregor produce`, `gregor consume`: Kafka's
+//!   command-line tools over a small async client (`client`, `tools`).
 
 mod check;
+mod client;
+mod cluster;
 mod flags;
 mod shorten;
 mod specs;
+mod tools;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +47,37 @@ enum Command {
         #[command(flatten)]
         run: flags::RunFlags,
     },
+    /// Run the controller: `--config controller.properties` (Kafka's setting names).
+    Controller {
+        #[arg(long)]
+        config: PathBuf,
+        /// Write every step of the actor as a JSON line (actor, event in, commands out).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Run a broker: `--config broker.properties` (node.id, listeners, log.dirs, the
+    /// controller's address, ... with Kafka's names and defaults).
+    Broker {
+        #[arg(long)]
+        config: PathBuf,
+        /// Write every step of the actor as a JSON line (actor, event in, commands out).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// A local cluster: `gregor cluster up`.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Create, describe or delete topics on a Kafka cluster.
+    Topics {
+        #[command(subcommand)]
+        command: tools::TopicsCommand,
+    },
+    /// Produce stdin's lines as records; prints PARTITION@OFFSET per record.
+    Produce(tools::ProduceArgs),
+    /// Print a topic's records to stdout.
+    Consume(tools::ConsumeArgs),
     /// Browse the model's state space in stateright's Explorer.
     Explore {
         #[command(flatten)]
@@ -49,6 +86,41 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Start a controller and N brokers on 127.0.0.1 as child processes; Ctrl-C stops them.
+    Up(cluster::UpArgs),
+}
+
+/// Logs to stderr: `RUST_LOG` filters (default: info).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs a controller or broker process; exit 1 when it stopped on a failure, 2 for a bad
+/// configuration.
+fn run_process(result: Result<Result<(), String>, String>) -> ExitCode {
+    match result {
+        Err(bad_config) => {
+            eprintln!("error: {bad_config}");
+            ExitCode::from(2)
+        }
+        Ok(Err(why)) => {
+            tracing::error!("{why}");
+            eprintln!("error: {why}");
+            ExitCode::from(1)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,6 +138,26 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Topics { command } => return tools::topics(command),
+        Command::Produce(args) => return tools::produce(args),
+        Command::Consume(args) => return tools::consume(args),
+        Command::Controller { config, trace } => {
+            init_logging();
+            let settings = gregor_runtime::config::ControllerSettings::load(&config)
+                .map_err(|e| e.to_string());
+            return run_process(
+                settings.map(|s| gregor_runtime::process::run_controller(s, trace)),
+            );
+        }
+        Command::Broker { config, trace } => {
+            init_logging();
+            let settings =
+                gregor_runtime::config::BrokerSettings::load(&config).map_err(|e| e.to_string());
+            return run_process(settings.map(|s| gregor_runtime::process::run_broker(s, trace)));
+        }
+        Command::Cluster {
+            command: ClusterCommand::Up(args),
+        } => cluster::up(args),
         Command::Check {
             path: Some(path),
             flags,

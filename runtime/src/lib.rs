@@ -1,1 +1,5 @@
+pub mod config;
+pub mod host;
+pub mod kafka;
+pub mod process;
 pub mod storage;

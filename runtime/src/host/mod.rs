@@ -1,0 +1,226 @@
+//! The host: runs one role's handlers (the controller's or a broker's, the very code the model
+//! checker explores) over real time, disk and TCP, by the contract in `specs/protocol.md`
+//! ("The host's contract"). It decides nothing: one handler call per event, then the commands
+//! the handler emitted, in order:
+//!
+//! - `Save` is written durable (temporary file, fsync, rename, folder fsync) before the step's
+//!   next command runs, so before any later `Send` of the step leaves;
+//! - `Send` goes on the link to a peer ([`transport`]) or to the client connection that asked;
+//! - `SetTimer` arms a timer on tokio's clock (setting an armed timer re-arms it), `CancelTimer`
+//!   disarms it;
+//! - `Stop` (a failed log operation) executes nothing else of the step and stops the process;
+//! - `Ignore` is logged.
+//!
+//! The actor runs on a thread of its own (a current-thread tokio runtime: its timers and its
+//! inbox), so the disk I/O the handlers do through the logs never blocks the network reactor,
+//! which runs on other threads (`specs/protocol.md`, "The runtime").
+
+pub mod roles;
+pub mod transport;
+
+use crate::storage::KafkaBatch;
+use futures_util::StreamExt;
+use gregor_model::effects::{Address, Command, Effects};
+use gregor_model::message::{Msg, Timer};
+use gregor_model::types::ClientId;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::time::{delay_queue, DelayQueue};
+pub use transport::Links;
+
+/// The protocol's messages as the runtime carries them: record batches as Kafka's bytes.
+pub type Message = Msg<KafkaBatch>;
+
+/// What reaches an actor.
+pub enum Event {
+    /// A message from a peer process or a client connection.
+    Message { from: Address, msg: Message },
+    /// The link to a peer broke (or was replaced): the role hears `Disconnected`.
+    LinkDown { peer: Address },
+    /// A client connection opened: answers to `Client(client)` go to `replies`.
+    ClientOpen {
+        client: ClientId,
+        replies: mpsc::UnboundedSender<Message>,
+    },
+    /// A client connection closed: the role hears `Disconnected` from it.
+    ClientClosed { client: ClientId },
+    /// Stop cleanly (Ctrl-C, SIGTERM).
+    Shutdown,
+}
+
+/// A role as the host runs it: the model's handlers for it, and what the host does for it.
+pub trait HostedRole {
+    type Save: Serialize;
+
+    fn address(&self) -> Address;
+    fn start(&mut self, out: &mut Effects<Message, Self::Save>);
+    fn on_msg(&mut self, from: Address, msg: Message, out: &mut Effects<Message, Self::Save>);
+    fn on_timer(&mut self, timer: &Timer, out: &mut Effects<Message, Self::Save>);
+    /// Makes a `Save` durable; an error stops the process (a crash, to the protocol).
+    fn save(&mut self, saved: Self::Save) -> Result<(), String>;
+    /// After each step: what the host derives from the new state for the transport and the
+    /// front end (peers to dial, the topic directory). Reads the state, decides nothing.
+    fn after_step(&mut self, _links: &Arc<Links>) {}
+    /// A clean stop: flush what is unflushed.
+    fn shutdown(&mut self) {}
+}
+
+#[derive(Serialize)]
+enum TraceEvent<'a> {
+    Start,
+    Message { from: Address, msg: &'a Message },
+    Timer(&'a Timer),
+}
+
+#[derive(Serialize)]
+struct TraceLine<'a, S> {
+    actor: Address,
+    event: serde_json::Value,
+    commands: &'a Effects<Message, S>,
+}
+
+/// One actor and what it needs to run.
+pub struct Host<R: HostedRole> {
+    role: R,
+    links: Arc<Links>,
+    clients: HashMap<ClientId, mpsc::UnboundedSender<Message>>,
+    timers: DelayQueue<Timer>,
+    armed: HashMap<Timer, delay_queue::Key>,
+    /// Peers whose link turned out to be down at a send: the role hears `Disconnected` next.
+    down: VecDeque<Address>,
+    trace: Option<Box<dyn Write + Send>>,
+}
+
+impl<R: HostedRole> Host<R> {
+    pub fn new(role: R, links: Arc<Links>, trace: Option<Box<dyn Write + Send>>) -> Host<R> {
+        Host {
+            role,
+            links,
+            clients: HashMap::new(),
+            timers: DelayQueue::new(),
+            armed: HashMap::new(),
+            down: VecDeque::new(),
+            trace,
+        }
+    }
+
+    /// Runs the actor until a clean stop (`Ok`) or a `Stop` command (`Err` with its reason).
+    pub async fn run(mut self, mut inbox: mpsc::Receiver<Event>) -> Result<(), String> {
+        let mut out = Effects::new();
+        self.role.start(&mut out);
+        self.trace_step(|| serde_json::to_value(TraceEvent::Start), &out);
+        self.execute(out)?;
+        loop {
+            while let Some(peer) = self.down.pop_front() {
+                self.message(peer, Msg::Disconnected)?;
+            }
+            tokio::select! {
+                event = inbox.recv() => match event {
+                    None | Some(Event::Shutdown) => break,
+                    Some(Event::Message { from, msg }) => self.message(from, msg)?,
+                    Some(Event::LinkDown { peer }) => self.message(peer, Msg::Disconnected)?,
+                    Some(Event::ClientOpen { client, replies }) => {
+                        self.clients.insert(client, replies);
+                    }
+                    Some(Event::ClientClosed { client }) => {
+                        self.clients.remove(&client);
+                        self.message(Address::Client(client), Msg::Disconnected)?;
+                    }
+                },
+                Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
+                    let timer = expired.into_inner();
+                    self.armed.remove(&timer);
+                    let mut out = Effects::new();
+                    self.role.on_timer(&timer, &mut out);
+                    self.trace_step(|| serde_json::to_value(TraceEvent::Timer(&timer)), &out);
+                    self.execute(out)?;
+                }
+            }
+        }
+        self.role.shutdown();
+        Ok(())
+    }
+
+    fn message(&mut self, from: Address, msg: Message) -> Result<(), String> {
+        let mut out = Effects::new();
+        if self.trace.is_some() {
+            let event = serde_json::to_value(TraceEvent::Message { from, msg: &msg });
+            self.role.on_msg(from, msg, &mut out);
+            self.trace_step(|| event, &out);
+        } else {
+            self.role.on_msg(from, msg, &mut out);
+        }
+        self.execute(out)
+    }
+
+    fn trace_step(
+        &mut self,
+        event: impl FnOnce() -> serde_json::Result<serde_json::Value>,
+        out: &Effects<Message, R::Save>,
+    ) {
+        let Some(trace) = self.trace.as_mut() else {
+            return;
+        };
+        let line = event().and_then(|event| {
+            serde_json::to_string(&TraceLine {
+                actor: self.role.address(),
+                event,
+                commands: out,
+            })
+        });
+        match line {
+            Ok(line) => {
+                if let Err(e) = writeln!(trace, "{line}") {
+                    tracing::warn!("writing the trace: {e}; tracing stops");
+                    self.trace = None;
+                }
+            }
+            Err(e) => tracing::warn!("tracing a step: {e}"),
+        }
+    }
+
+    /// Executes a step's commands in order (nothing of a step that stopped).
+    fn execute(&mut self, out: Effects<Message, R::Save>) -> Result<(), String> {
+        if let Some(Command::Stop(why)) = out
+            .commands()
+            .iter()
+            .find(|c| matches!(c, Command::Stop(_)))
+        {
+            return Err(why.clone());
+        }
+        for command in out {
+            match command {
+                Command::Send(Address::Client(client), msg) => {
+                    if let Some(replies) = self.clients.get(&client) {
+                        let _ = replies.send(msg);
+                    }
+                }
+                Command::Send(peer, msg) => {
+                    if !self.links.send(peer, msg) && !self.down.contains(&peer) {
+                        self.down.push_back(peer);
+                    }
+                }
+                Command::SetTimer(timer, after) => match self.armed.get(&timer) {
+                    Some(key) => self.timers.reset(key, after),
+                    None => {
+                        let key = self.timers.insert(timer, after);
+                        self.armed.insert(timer, key);
+                    }
+                },
+                Command::CancelTimer(timer) => {
+                    if let Some(key) = self.armed.remove(&timer) {
+                        self.timers.remove(&key);
+                    }
+                }
+                Command::Save(saved) => self.role.save(saved)?,
+                Command::Stop(_) => unreachable!("checked above"),
+                Command::Ignore(why) => tracing::debug!("{}: ignored: {why}", self.role.address()),
+            }
+        }
+        self.role.after_step(&self.links);
+        Ok(())
+    }
+}
