@@ -24,7 +24,7 @@ use gregor_model::effects::{Address, Command, Effects};
 use gregor_model::message::{Msg, Timer};
 use gregor_model::types::ClientId;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -40,6 +40,9 @@ pub enum Event {
     Message { from: Address, msg: Message },
     /// The link to a peer broke (or was replaced): the role hears `Disconnected`.
     LinkDown { peer: Address },
+    /// A link to a peer is up: if messages to the peer were lost while it was down, the role
+    /// hears `Disconnected` now, so that what it sends again goes on this link.
+    LinkUp { peer: Address },
     /// A client connection opened: answers to `Client(client)` go to `replies`.
     ClientOpen {
         client: ClientId,
@@ -89,8 +92,10 @@ pub struct Host<R: HostedRole> {
     clients: HashMap<ClientId, mpsc::UnboundedSender<Message>>,
     timers: DelayQueue<Timer>,
     armed: HashMap<Timer, delay_queue::Key>,
-    /// Peers whose link turned out to be down at a send: the role hears `Disconnected` next.
-    down: VecDeque<Address>,
+    /// Peers a message to was lost because no link was up: the role hears `Disconnected` from
+    /// them when the link comes up (telling it at once would only make it send again into no
+    /// link, in a loop).
+    owed: HashSet<Address>,
     trace: Option<Box<dyn Write + Send>>,
 }
 
@@ -102,7 +107,7 @@ impl<R: HostedRole> Host<R> {
             clients: HashMap::new(),
             timers: DelayQueue::new(),
             armed: HashMap::new(),
-            down: VecDeque::new(),
+            owed: HashSet::new(),
             trace,
         }
     }
@@ -114,14 +119,19 @@ impl<R: HostedRole> Host<R> {
         self.trace_step(|| serde_json::to_value(TraceEvent::Start), &out);
         self.execute(out)?;
         loop {
-            while let Some(peer) = self.down.pop_front() {
-                self.message(peer, Msg::Disconnected)?;
-            }
             tokio::select! {
                 event = inbox.recv() => match event {
                     None | Some(Event::Shutdown) => break,
                     Some(Event::Message { from, msg }) => self.message(from, msg)?,
-                    Some(Event::LinkDown { peer }) => self.message(peer, Msg::Disconnected)?,
+                    Some(Event::LinkDown { peer }) => {
+                        self.owed.remove(&peer);
+                        self.message(peer, Msg::Disconnected)?;
+                    }
+                    Some(Event::LinkUp { peer }) => {
+                        if self.owed.remove(&peer) {
+                            self.message(peer, Msg::Disconnected)?;
+                        }
+                    }
                     Some(Event::ClientOpen { client, replies }) => {
                         self.clients.insert(client, replies);
                     }
@@ -199,8 +209,8 @@ impl<R: HostedRole> Host<R> {
                     }
                 }
                 Command::Send(peer, msg) => {
-                    if !self.links.send(peer, msg) && !self.down.contains(&peer) {
-                        self.down.push_back(peer);
+                    if !self.links.send(peer, msg) {
+                        self.owed.insert(peer);
                     }
                 }
                 Command::SetTimer(timer, after) => match self.armed.get(&timer) {

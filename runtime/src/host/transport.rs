@@ -7,8 +7,9 @@
 //! - Lossy on a break: when a connection breaks, what was queued or in flight on it is gone,
 //!   and the actor is told (`Event::LinkDown`, which it hands to its role as `Disconnected`).
 //!   A message sent while no connection is up is not kept for a later one (a restarted peer
-//!   must never receive a message meant for its previous incarnation): the send fails and the
-//!   actor is told the link is down, as if it had broken at once.
+//!   must never receive a message meant for its previous incarnation): it is lost, and the
+//!   actor tells its role (`Disconnected`) once a connection to that peer is up again, so that
+//!   what the role sends again goes on the new connection.
 //! - A full queue (a peer that stopped reading) breaks the link rather than drop one message
 //!   and deliver the next: the model's links lose messages only when a connection breaks.
 //!
@@ -198,6 +199,7 @@ impl Links {
             let _ = self.inbox.send(Event::LinkDown { peer }).await;
         }
         tracing::info!("link to {peer} up");
+        let _ = self.inbox.send(Event::LinkUp { peer }).await;
         let _ = start_tx.send(());
         let links = self.clone();
         self.runtime.spawn(async move {
