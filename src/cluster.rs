@@ -220,6 +220,13 @@ pub fn up(args: UpArgs) -> Result<bool> {
             exited: false,
         });
     }
+    // Ready when every broker has registered: each broker's Metadata names them all.
+    if let Err(e) = wait_registered(&bootstrap, args.brokers as usize) {
+        for process in processes.iter_mut().rev() {
+            stop(process, Duration::from_secs(10));
+        }
+        return Err(e);
+    }
     println!("bootstrap servers: {}", bootstrap.join(","));
     println!(
         "data and logs in {}; Ctrl-C stops the cluster",
@@ -247,4 +254,29 @@ pub fn up(args: UpArgs) -> Result<bool> {
     stop(&mut processes[0], Duration::from_secs(15));
     println!("stopped");
     Ok(true)
+}
+
+/// Waits (at most a minute) until every broker answers Metadata naming `brokers` brokers.
+fn wait_registered(bootstrap: &[String], brokers: usize) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for address in bootstrap {
+        loop {
+            let seen = runtime.block_on(async {
+                let mut client = crate::client::Client::new(address, Duration::from_secs(5));
+                client.metadata(None).await.map(|m| m.brokers.len())
+            });
+            match seen {
+                Ok(seen) if seen >= brokers => break,
+                _ if Instant::now() >= deadline => {
+                    bail!("broker at {address} does not see all {brokers} brokers after 60 s")
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,49 @@
+//! End-to-end tests with real Kafka clients against real clusters (`gregor cluster up`): the
+//! scenarios are Python scripts in `tests/clients/` (confluent-kafka, kafka-python 3 and
+//! Debian's kcat, which `.ci/test` installs), run one at a time since each starts a cluster of
+//! its own and kills, stops and restarts brokers on a clock.
+
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn scenario(script: &str) {
+    let _one = ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("python3")
+        .arg(&path)
+        .arg(env!("CARGO_BIN_EXE_gregor"))
+        .status()
+        .unwrap_or_else(|e| panic!("running python3 {path}: {e}"));
+    assert!(status.success(), "{script} failed ({status})");
+}
+
+/// kcat, confluent-kafka and kafka-python produce and consume; kcat from inside a batch.
+#[test]
+fn real_clients_round_trip() {
+    scenario("round_trip.py");
+}
+
+/// 10,000 idempotent acks=all records while each partition's leader is killed and restarted:
+/// every acknowledged record read back exactly once, in order; the ISRs whole again.
+#[test]
+fn failover_loses_nothing_acknowledged() {
+    scenario("failover.py");
+}
+
+/// A follower stopped past replica.lag.time.max.ms leaves the ISR, produce goes on, and it
+/// rejoins after SIGCONT.
+#[test]
+fn a_stopped_follower_leaves_the_isr_and_rejoins() {
+    scenario("stopped_follower.py");
+}
+
+/// Random bytes after a killed broker's last batch are cut at restart with a warning, and
+/// nothing acknowledged is lost.
+#[test]
+fn a_torn_tail_is_cut_and_nothing_acknowledged_is_lost() {
+    scenario("torn_tail.py");
+}
