@@ -568,6 +568,7 @@ pub async fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<
             continue;
         }
         let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+        isr_from_leaders(client, &mut topic).await;
         let hw = list_offsets_once(client, &topic, &partitions, LATEST, CONSUMER_REPLICA_ID).await;
         let leo = list_offsets_once(client, &topic, &partitions, LATEST, DEBUG_REPLICA_ID).await;
         let replication_factor = topic
@@ -610,6 +611,42 @@ pub async fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<
     }
     write_stdout(&out)?;
     Ok(ok)
+}
+
+/// A partition's ISR as its leader knows it: a Gregor broker tells clients the ISR as of the
+/// partition's last leader change, and only the leader hears of later ISR changes
+/// (specs/protocol.md, "Metadata answers and the ISR"). Keeps what it had where a leader does
+/// not answer.
+async fn isr_from_leaders(client: &mut Client, topic: &mut TopicInfo) {
+    let mut leaders: Vec<i32> = topic
+        .partitions
+        .values()
+        .map(|p| p.leader)
+        .filter(|l| *l >= 0)
+        .collect();
+    leaders.sort_unstable();
+    leaders.dedup();
+    let names = vec![topic.name.clone()];
+    for leader in leaders {
+        let answer = client
+            .request(crate::client::Target::Node(leader), |version| {
+                Ok(crate::client::metadata_request(Some(&names), version))
+            })
+            .await;
+        let Ok((response, _)) = answer else {
+            continue;
+        };
+        for fresh in topics_from(&response) {
+            for (index, info) in fresh.partitions {
+                match topic.partitions.get_mut(&index) {
+                    Some(known) if info.leader == leader && known.leader == leader => {
+                        known.isr = info.isr;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 fn join_ids(ids: &[i32]) -> String {

@@ -95,21 +95,10 @@ class Cluster:
         return partitions
 
     def isrs(self, topic, via=None):
-        """{partition: ISR} as each partition's leader knows it. (A broker tells clients the ISR
-        as of the partition's last leader change; only the leader hears of later ISR changes.)"""
-        first = self.describe(topic, via)
-        if not first:
-            return None
-        isrs = {}
-        for partition, info in first.items():
-            leader = info["leader"]
-            if leader is None:
-                return None
-            at_leader = self.describe(topic, via=leader)
-            if not at_leader:
-                return None
-            isrs[partition] = at_leader[partition]["isr"]
-        return isrs
+        """{partition: ISR}; `gregor topics describe` reads each ISR from the partition's
+        leader (a non-leader knows it as of the last leader change)."""
+        described = self.describe(topic, via)
+        return described and {p: info["isr"] for p, info in described.items()}
 
     def wait_for(self, what, check, seconds=60):
         deadline = time.time() + seconds

@@ -234,3 +234,89 @@ impl<R: HostedRole> Host<R> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The host's timers on tokio's clock, in virtual time: a timer fires once, its duration
+    //! after it was set; setting an armed timer re-arms it; a cancelled one never fires.
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    /// Arms `Heartbeat` for 2 s at start; a `Metadata` message re-arms it, an
+    /// `InitProducerId` cancels it; records when it fires.
+    struct TimerRole {
+        fired: Arc<Mutex<Vec<Duration>>>,
+        start: Instant,
+    }
+
+    impl HostedRole for TimerRole {
+        type Save = ();
+        fn address(&self) -> Address {
+            Address::Controller
+        }
+        fn start(&mut self, out: &mut Effects<Message, ()>) {
+            out.set_timer(Timer::Heartbeat, Duration::from_secs(2));
+        }
+        fn on_msg(&mut self, _: Address, msg: Message, out: &mut Effects<Message, ()>) {
+            match msg {
+                Msg::Metadata { .. } => out.set_timer(Timer::Heartbeat, Duration::from_secs(2)),
+                Msg::InitProducerId => out.cancel_timer(Timer::Heartbeat),
+                _ => {}
+            }
+        }
+        fn on_timer(&mut self, _: &Timer, _: &mut Effects<Message, ()>) {
+            self.fired.lock().unwrap().push(self.start.elapsed());
+        }
+        fn save(&mut self, _: ()) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_fire_once_after_their_duration_rearm_and_cancel() {
+        let fired = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel(16);
+        let links = Links::new(
+            Address::Controller,
+            tx.clone(),
+            transport::LinkLimits::default(),
+            tokio::runtime::Handle::current(),
+        );
+        let role = TimerRole {
+            fired: fired.clone(),
+            start: Instant::now(),
+        };
+        let host = tokio::spawn(Host::new(role, links, None).run(rx));
+        let client = Address::Client(ClientId(1));
+        let send = |msg| {
+            let tx = tx.clone();
+            async move {
+                tx.send(Event::Message { from: client, msg }).await.unwrap();
+            }
+        };
+        // Re-armed at 1 s: fires at 3 s, not 2 s, and once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        send(Msg::Metadata { topics: vec![] }).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        {
+            let fired = fired.lock().unwrap();
+            assert_eq!(fired.len(), 1, "{fired:?}");
+            // DelayQueue counts whole milliseconds.
+            let at = fired[0];
+            assert!(
+                at >= Duration::from_secs(3) && at < Duration::from_millis(3010),
+                "{at:?}"
+            );
+        }
+        // Armed again at 11 s and cancelled at 12 s: never fires.
+        send(Msg::Metadata { topics: vec![] }).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        send(Msg::InitProducerId).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(fired.lock().unwrap().len(), 1);
+        tx.send(Event::Shutdown).await.unwrap();
+        host.await.unwrap().unwrap();
+    }
+}
