@@ -103,6 +103,17 @@ pub struct DirectoryTopic {
     pub config: TopicConfig,
 }
 
+impl DirectoryTopic {
+    /// The partition a Kafka request names by index, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<TopicPartition> {
+        let index = u32::try_from(index).ok().filter(|i| *i < self.partitions)?;
+        Some(TopicPartition {
+            topic_id: self.id,
+            partition: index,
+        })
+    }
+}
+
 /// The directory as last published; the front end takes a snapshot per request.
 pub type SharedDirectory = Arc<RwLock<Arc<Directory>>>;
 

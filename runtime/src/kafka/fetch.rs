@@ -74,12 +74,7 @@ pub async fn request(
         let mut answers = Vec::new();
         for partition in topic.partitions {
             let index = partition.partition;
-            let tp = found
-                .filter(|t| index >= 0 && (index as u32) < t.partitions)
-                .map(|t| TopicPartition {
-                    topic_id: t.id,
-                    partition: index as u32,
-                });
+            let tp = found.and_then(|t| t.partition(index));
             match tp {
                 None => answers.push((index, Some(error_data(index, UNKNOWN_TOPIC_OR_PARTITION)))),
                 Some(_) if partition.fetch_offset < 0 => {

@@ -50,12 +50,7 @@ pub async fn request(
         let mut answers = Vec::new();
         for partition in topic.partitions {
             let index = partition.partition_index;
-            let tp = found
-                .filter(|t| index >= 0 && (index as u32) < t.partitions)
-                .map(|t| TopicPartition {
-                    topic_id: t.id,
-                    partition: index as u32,
-                });
+            let tp = found.and_then(|t| t.partition(index));
             let query = match partition.timestamp {
                 -2 => Some(OffsetQuery::Earliest),
                 -1 => Some(OffsetQuery::Latest),

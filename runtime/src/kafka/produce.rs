@@ -79,12 +79,7 @@ pub async fn request(
         let mut partitions = Vec::new();
         for partition in topic.partition_data {
             let index = partition.index;
-            let tp = found
-                .filter(|t| index >= 0 && (index as u32) < t.partitions)
-                .map(|t| TopicPartition {
-                    topic_id: t.id,
-                    partition: index as u32,
-                });
+            let tp = found.and_then(|t| t.partition(index));
             let early = if acks.is_none() {
                 Some(INVALID_REQUIRED_ACKS)
             } else if transactional {
