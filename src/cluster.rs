@@ -2,8 +2,10 @@
 //! a properties file and a data folder under `--data-dir` (so that starting again with the same
 //! folder brings the cluster back with its data), their logs in `<data-dir>/<name>.log`.
 //! Broker i's Kafka port is `base-port + i - 1` (any free port with `--base-port 0`); the
-//! controller's and the brokers' replication ports are chosen by the system. Ctrl-C (or
-//! SIGTERM) stops the brokers, then the controller, cleanly.
+//! controller's and the brokers' replication ports are chosen by the system. Once a process
+//! has bound its ports, they are written back into its properties file, so that a process
+//! restarted from that file (after a crash or a `kill -9`) listens where its clients and peers
+//! know it. Ctrl-C (or SIGTERM) stops the brokers, then the controller, cleanly.
 
 use anyhow::{anyhow, bail, Context, Result};
 use gregor_runtime::config::parse_override;
@@ -95,6 +97,20 @@ fn write_properties(path: &Path, lines: &[String]) -> Result<()> {
     fs::write(path, text).with_context(|| format!("{}", path.display()))
 }
 
+/// Rewrites a started process's properties file with the addresses it bound (`listeners`
+/// with port 0 become the ports the system chose), so a restart from that file binds them
+/// again.
+fn pin_listeners(path: &Path, lines: &[String], bound: &str) -> Result<()> {
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|line| match line.starts_with("listeners=") {
+            true => format!("listeners={bound}"),
+            false => line.clone(),
+        })
+        .collect();
+    write_properties(path, &lines)
+}
+
 fn stop(process: &mut Process, grace: Duration) {
     if process.exited {
         return;
@@ -160,6 +176,7 @@ pub fn up(args: UpArgs) -> Result<bool> {
         &dir.join("controller.log"),
         "the controller",
     )?;
+    pin_listeners(&controller_config, &lines, &addresses)?;
     let controller = address_of(&addresses, "CONTROLLER")?;
     println!("controller  {controller}  pid {}", child.id());
     processes.push(Process {
@@ -188,6 +205,17 @@ pub fn up(args: UpArgs) -> Result<bool> {
             format!("controller.quorum.bootstrap.servers={controller}"),
             format!("log.dirs={}", dir.join(format!("broker-{i}")).display()),
         ];
+        // Kafka's default RF of 3 for __consumer_offsets would leave a smaller cluster without
+        // a group coordinator; a one- or two-broker cluster gets RF = its size unless set.
+        if !overrides
+            .iter()
+            .any(|(k, _)| k == "offsets.topic.replication.factor")
+        {
+            lines.push(format!(
+                "offsets.topic.replication.factor={}",
+                args.brokers.min(3)
+            ));
+        }
         lines.extend(overrides.iter().map(|(k, v)| format!("{k}={v}")));
         write_properties(&config, &lines)?;
         let name = format!("broker {i}");
@@ -207,6 +235,7 @@ pub fn up(args: UpArgs) -> Result<bool> {
                 return Err(e);
             }
         };
+        pin_listeners(&config, &lines, &addresses)?;
         let kafka = address_of(&addresses, "PLAINTEXT")?;
         println!(
             "broker {i}    {kafka}  pid {}  config {}",

@@ -5,8 +5,10 @@
 //! - `gregor explore [flags]` serves stateright's Explorer for the configuration;
 //! - `gregor controller`, `gregor broker`, `gregor cluster up`: the runtime's processes;
 //! - `gregor topics create|describe|delete`, `gregor produce`, `gregor consume`: Kafka's
-//!   command-line tools over a small async client (`client`, `tools`).
+//!   command-line tools over a small async client (`client`, `tools`);
+//! - `gregor bench produce|consume`: a load generator and the brokers' CPU per record.
 
+mod bench;
 mod check;
 mod client;
 mod cluster;
@@ -78,6 +80,11 @@ enum Command {
     Produce(tools::ProduceArgs),
     /// Print a topic's records to stdout.
     Consume(tools::ConsumeArgs),
+    /// Measure a cluster: records/s, MB/s, latencies, the brokers' CPU per million records.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
     /// Browse the model's state space in stateright's Explorer.
     Explore {
         #[command(flatten)]
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
         Command::Topics { command } => return tools::topics(command),
         Command::Produce(args) => return tools::produce(args),
         Command::Consume(args) => return tools::consume(args),
+        Command::Bench { command } => return bench::run(command),
         Command::Controller { config, trace } => {
             init_logging();
             let settings = gregor_runtime::config::ControllerSettings::load(&config)

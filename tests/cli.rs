@@ -185,3 +185,45 @@ fn a_check_file_may_ask_for_random_walks_only_to_find_a_violation() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("simulate"), "{}", stderr(&output));
 }
+
+/// `gregor bench` on a cluster of its own: every record produced is acknowledged (a shorter
+/// last batch included) and every one consumed; the report has the rates, the latencies, the
+/// brokers' CPU and both references. (No figure is asserted: it is a benchmark.)
+#[test]
+fn bench_produces_and_consumes_every_record_and_reports_the_brokers_cpu() {
+    let produce = gregor(&[
+        "bench",
+        "produce",
+        "--records",
+        "20001",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "2",
+        "--acks",
+        "all",
+    ]);
+    let text = stdout(&produce);
+    assert!(produce.status.success(), "{text}{}", stderr(&produce));
+    for expected in [
+        "20001 records sent",
+        "ms 99.9th",
+        "(user + system, 2 broker processes)",
+        "loopback reference:",
+        "disk reference:",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    let consume = gregor(&[
+        "bench",
+        "consume",
+        "--records",
+        "30000",
+        "--partitions",
+        "3",
+    ]);
+    let text = stdout(&consume);
+    assert!(consume.status.success(), "{text}{}", stderr(&consume));
+    assert!(text.contains("30000 records consumed"), "{text}");
+    assert!(text.contains("1 broker process)"), "{text}");
+}

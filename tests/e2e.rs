@@ -9,10 +9,14 @@ use std::sync::Mutex;
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn scenario(script: &str) {
+    run_python(&format!("clients/{script}"));
+}
+
+fn run_python(script: &str) {
     let _one = ONE_CLUSTER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/{script}", env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("python3")
         .arg(&path)
         .arg(env!("CARGO_BIN_EXE_gregor"))
@@ -46,4 +50,19 @@ fn a_stopped_follower_leaves_the_isr_and_rejoins() {
 #[test]
 fn a_torn_tail_is_cut_and_nothing_acknowledged_is_lost() {
     scenario("torn_tail.py");
+}
+
+/// confluent-kafka's and kafka-python's admin clients describe a topic's and a broker's
+/// settings (DescribeConfigs).
+#[test]
+fn admin_clients_describe_configs() {
+    scenario("admin_configs.py");
+}
+
+/// librdkafka's own test suite: the tests of `tests/librdkafka/passing.txt`, one at a time
+/// (`test-runner -p1 -Q -E -L`), against a 3-broker cluster in librdkafka's default test
+/// scenario; the runner is built from the librdkafka source in the rdkafka-sys crate.
+#[test]
+fn librdkafka_test_suite_passes_its_list() {
+    run_python("librdkafka/run.py");
 }

@@ -213,6 +213,29 @@ impl Default for BrokerLimits {
     }
 }
 
+/// The group coordinator's internal topic, `__consumer_offsets`, as a broker creates it for
+/// the first FindCoordinator.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OffsetsTopicConfig {
+    /// `offsets.topic.num.partitions` (50).
+    pub partitions: u32,
+    /// `offsets.topic.replication.factor` (3): creation waits until this many brokers are
+    /// alive (FindCoordinator answers COORDINATOR_NOT_AVAILABLE meanwhile), as Kafka does.
+    pub replication_factor: u32,
+}
+
+impl Default for OffsetsTopicConfig {
+    fn default() -> Self {
+        OffsetsTopicConfig {
+            partitions: 50,
+            replication_factor: 3,
+        }
+    }
+}
+
+/// The name of the group coordinator's internal topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// A broker's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BrokerConfig {
@@ -221,6 +244,8 @@ pub struct BrokerConfig {
     pub protocol: ProtocolConfig,
     pub timeouts: BrokerTimeouts,
     pub limits: BrokerLimits,
+    pub offsets_topic: OffsetsTopicConfig,
+    pub groups: crate::group::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -231,6 +256,8 @@ impl BrokerConfig {
             protocol,
             timeouts: BrokerTimeouts::default(),
             limits: BrokerLimits::default(),
+            offsets_topic: OffsetsTopicConfig::default(),
+            groups: crate::group::GroupConfig::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod effects;
+pub mod group;
 pub mod log;
 pub mod message;
 pub mod sim;

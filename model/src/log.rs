@@ -16,11 +16,13 @@
 //! - `durable` is what a crash leaves; `open` rebuilds the log from it after a restart. A log
 //!   writes through to its own storage: a broker saves nothing on the log's behalf.
 
+pub use crate::group::CoordinatorRecord;
 use crate::types::{CrashKind, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// An idempotent producer's identity and numbering of a batch (Kafka's batch header fields
 /// `producerId`, `producerEpoch`, `baseSequence`).
@@ -48,6 +50,15 @@ pub trait RecordBatch:
 
     /// The batch as a producer numbers it (clients only; a broker never changes a batch).
     fn with_producer(&self, producer: ProducerBatch) -> Self;
+
+    /// A batch of a group coordinator's records, as the coordinator writes it to its partition
+    /// of `__consumer_offsets` (one record per key).
+    fn coordinator(records: Vec<CoordinatorRecord>) -> Self;
+
+    /// The coordinator's records this batch holds; `None` for a batch no coordinator wrote, or
+    /// one it cannot read (a coordinator loading its partition skips it, as Kafka's skips
+    /// record versions it does not know).
+    fn coordinator_records(&self) -> Option<Vec<CoordinatorRecord>>;
 }
 
 /// A batch at its place in the log.
@@ -174,13 +185,13 @@ pub trait ReplicaLog: Clone + Debug + PartialEq + Hash {
 }
 
 /// A tiny record of the model: one record per batch, told apart by its value, numbered by
-/// its producer when idempotence is on.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+/// its producer when idempotence is on; or a batch of a group coordinator's records.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Record {
     pub value: u8,
     pub producer: Option<ProducerBatch>,
+    /// A coordinator's batch: its records (one offset each).
+    pub coordinator: Option<Arc<[CoordinatorRecord]>>,
 }
 
 impl Record {
@@ -188,13 +199,16 @@ impl Record {
         Record {
             value,
             producer: None,
+            coordinator: None,
         }
     }
 }
 
 impl RecordBatch for Record {
     fn record_count(&self) -> u64 {
-        1
+        self.coordinator
+            .as_ref()
+            .map_or(1, |records| records.len() as u64)
     }
 
     fn size_bytes(&self) -> u64 {
@@ -208,8 +222,20 @@ impl RecordBatch for Record {
     fn with_producer(&self, producer: ProducerBatch) -> Record {
         Record {
             producer: Some(producer),
-            ..*self
+            ..self.clone()
         }
+    }
+
+    fn coordinator(records: Vec<CoordinatorRecord>) -> Record {
+        Record {
+            value: 0,
+            producer: None,
+            coordinator: Some(records.into()),
+        }
+    }
+
+    fn coordinator_records(&self) -> Option<Vec<CoordinatorRecord>> {
+        self.coordinator.as_ref().map(|records| records.to_vec())
     }
 }
 
@@ -497,6 +523,12 @@ mod tests {
         }
         fn with_producer(&self, _: ProducerBatch) -> Batch {
             self.clone()
+        }
+        fn coordinator(records: Vec<CoordinatorRecord>) -> Batch {
+            Batch(records.len() as u64)
+        }
+        fn coordinator_records(&self) -> Option<Vec<CoordinatorRecord>> {
+            None
         }
     }
 

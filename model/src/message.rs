@@ -4,6 +4,10 @@
 //! messages with several fields of one type are named structs.
 
 use crate::config::{Endpoint, TopicConfig};
+use crate::group::{
+    Answer, CommittedOffset, GroupPartition, GroupTimer, JoinRequest, Leaving, MemberId, Phase,
+    StoredMember, SyncRequest,
+};
 use crate::log::{EpochEndOffset, LogEntry};
 use crate::types::{
     Acks, BrokerEpoch, BrokerId, Isr, LeaderEpoch, Offset, PartitionEpoch, ProducerEpoch,
@@ -27,6 +31,28 @@ pub enum ErrorCode {
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (20): the ISR shrank below min.insync.replicas while
     /// an acks=all write waited for it.
     NotEnoughReplicasAfterAppend,
+    /// COORDINATOR_LOAD_IN_PROGRESS (14): the coordinator is still reading its partition.
+    CoordinatorLoadInProgress,
+    /// COORDINATOR_NOT_AVAILABLE (15).
+    CoordinatorNotAvailable,
+    /// NOT_COORDINATOR (16): the receiver is not the group's coordinator.
+    NotCoordinator,
+    /// ILLEGAL_GENERATION (22): a member's request names another generation than the group's.
+    IllegalGeneration,
+    /// INVALID_GROUP_ID (24): an empty group id.
+    InvalidGroupId,
+    /// INCONSISTENT_GROUP_PROTOCOL (23): no protocol in common with the group's members.
+    InconsistentGroupProtocol,
+    /// UNKNOWN_MEMBER_ID (25).
+    UnknownMemberId,
+    /// INVALID_SESSION_TIMEOUT (26): outside the coordinator's allowed range.
+    InvalidSessionTimeout,
+    /// REBALANCE_IN_PROGRESS (27): the member must join again.
+    RebalanceInProgress,
+    /// NON_EMPTY_GROUP (68): the group still has members.
+    NonEmptyGroup,
+    /// GROUP_ID_NOT_FOUND (69).
+    GroupIdNotFound,
     /// TOPIC_ALREADY_EXISTS (36).
     TopicAlreadyExists,
     /// INVALID_PARTITIONS (37).
@@ -49,6 +75,12 @@ pub enum ErrorCode {
     /// STALE_BROKER_EPOCH (77): the request comes from an earlier incarnation of a broker, or
     /// one whose session expired.
     StaleBrokerEpoch,
+    /// MEMBER_ID_REQUIRED (79): a new member must join again with the member id given (KIP-394).
+    MemberIdRequired,
+    /// GROUP_MAX_SIZE_REACHED (81).
+    GroupMaxSizeReached,
+    /// FENCED_INSTANCE_ID (82): a static member's instance id is held by another member id.
+    FencedInstanceId,
     /// INELIGIBLE_REPLICA (107): AlterPartition adds a broker that is not alive, or whose
     /// broker epoch is not its current one (KIP-903).
     IneligibleReplica,
@@ -66,6 +98,17 @@ impl ErrorCode {
             ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
             ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
             ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
+            ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
             ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
             ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
             ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
@@ -76,6 +119,9 @@ impl ErrorCode {
             ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorCode::GroupMaxSizeReached => "GROUP_MAX_SIZE_REACHED",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
             ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
         }
@@ -90,6 +136,17 @@ impl ErrorCode {
             ErrorCode::RequestTimedOut => 7,
             ErrorCode::NotEnoughReplicas => 19,
             ErrorCode::NotEnoughReplicasAfterAppend => 20,
+            ErrorCode::CoordinatorLoadInProgress => 14,
+            ErrorCode::CoordinatorNotAvailable => 15,
+            ErrorCode::NotCoordinator => 16,
+            ErrorCode::IllegalGeneration => 22,
+            ErrorCode::InvalidGroupId => 24,
+            ErrorCode::NonEmptyGroup => 68,
+            ErrorCode::GroupIdNotFound => 69,
+            ErrorCode::InconsistentGroupProtocol => 23,
+            ErrorCode::UnknownMemberId => 25,
+            ErrorCode::InvalidSessionTimeout => 26,
+            ErrorCode::RebalanceInProgress => 27,
             ErrorCode::TopicAlreadyExists => 36,
             ErrorCode::InvalidPartitions => 37,
             ErrorCode::InvalidReplicationFactor => 38,
@@ -100,6 +157,9 @@ impl ErrorCode {
             ErrorCode::FencedLeaderEpoch => 74,
             ErrorCode::UnknownLeaderEpoch => 75,
             ErrorCode::StaleBrokerEpoch => 77,
+            ErrorCode::MemberIdRequired => 79,
+            ErrorCode::GroupMaxSizeReached => 81,
+            ErrorCode::FencedInstanceId => 82,
             ErrorCode::IneligibleReplica => 107,
             ErrorCode::InvalidUpdateVersion => 108,
         }
@@ -225,10 +285,13 @@ pub struct FetchResponse<B> {
     pub partitions: Vec<FetchedPartition<B>>,
 }
 
-/// Follower -> leader: where does my last epoch end in your log?
+/// Follower -> leader: where does my last epoch end in your log? Also asked by a consumer
+/// (KIP-320), about the epoch of the last record it read, to detect a truncation below its
+/// position.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OffsetForLeaderEpochRequest {
-    pub replica: ReplicaId,
+    /// The asking follower; `None` for a consumer.
+    pub replica: Option<ReplicaId>,
     pub topic_partition: TopicPartition,
     /// The requester's current leader epoch (KIP-320), when the variant sends it.
     pub current_leader_epoch: Option<LeaderEpoch>,
@@ -292,9 +355,10 @@ pub enum AdminRequest {
 /// A client's request to the controller, forwarded by the broker it reached (KIP-590).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Forwarded<T> {
-    /// The broker that forwarded it, and the client it answers.
+    /// The broker that forwarded it, and the client it answers (`None`: the broker's own
+    /// request, creating `__consumer_offsets` for a FindCoordinator).
     pub broker: BrokerId,
-    pub client: crate::types::ClientId,
+    pub client: Option<crate::types::ClientId>,
     pub request: T,
 }
 
@@ -394,6 +458,93 @@ pub struct MetadataResponse {
     pub topics: Vec<(String, Result<TopicMetadata, ErrorCode>)>,
 }
 
+/// The requester's address for a group's answer: who, and its number for the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupReply {
+    pub to: crate::effects::Address,
+    pub request: u32,
+}
+
+/// A request to a group's coordinator (the broker leading the group's partition of
+/// `__consumer_offsets`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupRequest {
+    /// The requester's number for this request, echoed in the answer.
+    pub request: u32,
+    pub group: String,
+    pub op: GroupOp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum GroupOp {
+    Join(Box<JoinRequest>),
+    Sync(SyncRequest),
+    Heartbeat {
+        member_id: MemberId,
+        instance_id: Option<String>,
+        generation: i32,
+    },
+    Leave(Vec<Leaving>),
+    OffsetCommit(OffsetCommit),
+    /// The committed offsets of these partitions (`None`: of every partition the group has
+    /// committed).
+    OffsetFetch(Option<Vec<GroupPartition>>),
+    /// DescribeGroups, for one group.
+    Describe,
+    /// DeleteGroups, for one group: its record and offsets deleted (tombstones), refused while
+    /// it has members.
+    Delete,
+}
+
+/// OffsetCommit: a member's (member id and generation), or one without (an admin's, or a
+/// consumer's that assigns partitions itself: generation -1).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OffsetCommit {
+    pub member_id: Option<MemberId>,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+    pub offsets: Vec<(GroupPartition, CommittedOffset)>,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupDescription {
+    pub phase: Phase,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub members: Vec<StoredMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupResponse {
+    pub request: u32,
+    pub group: String,
+    pub answer: GroupAnswer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum GroupAnswer {
+    /// The coordinator did not take the request (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+    /// INVALID_GROUP_ID).
+    Refused(ErrorCode),
+    /// JoinGroup, SyncGroup, Heartbeat, LeaveGroup.
+    Member(Answer),
+    /// OffsetCommit: its offsets are committed (the HW passed their records), or why not.
+    OffsetCommit(Result<(), ErrorCode>),
+    OffsetFetch(Vec<(GroupPartition, Option<CommittedOffset>)>),
+    /// DescribeGroups (a group the coordinator does not know is `Dead`: `None`).
+    Describe(Option<GroupDescription>),
+    Delete(Result<(), ErrorCode>),
+}
+
+/// A group a coordinator holds, as ListGroups lists it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ListedGroup {
+    pub group: String,
+    pub protocol_type: Option<String>,
+    pub phase: Phase,
+}
+
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg<B> {
@@ -457,6 +608,28 @@ pub enum Msg<B> {
     ListOffsets(ListOffsetsRequest),
     ListOffsetsResponse(ListOffsetsResponse),
 
+    /// FindCoordinator, for one or more groups (KIP-699): any broker answers from its metadata.
+    FindCoordinator {
+        request: u32,
+        groups: Vec<String>,
+    },
+    /// Per group asked: the broker leading its partition of `__consumer_offsets`, or
+    /// COORDINATOR_NOT_AVAILABLE (the topic is being created, or the partition has no leader).
+    FindCoordinatorResponse {
+        request: u32,
+        coordinators: Vec<(String, Result<BrokerInfo, ErrorCode>)>,
+    },
+    Group(Box<GroupRequest>),
+    GroupResponse(Box<GroupResponse>),
+    /// ListGroups: the groups this broker coordinates.
+    ListGroups {
+        request: u32,
+    },
+    ListGroupsResponse {
+        request: u32,
+        groups: Vec<ListedGroup>,
+    },
+
     /// Host -> broker: the connection to this message's sender closed; what it was waiting
     /// for (held fetches, acks=all writes) will never be read.
     Disconnected,
@@ -464,7 +637,7 @@ pub enum Msg<B> {
 
 /// Every timer. The model checker lets any armed timer fire at any moment; a host fires it
 /// after the duration it was set with (`specs/protocol.md`, "Timers").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Timer {
     /// Controller: the broker has not heartbeaten for `broker.session.timeout.ms`.
     SessionExpiry(BrokerId),
@@ -487,6 +660,8 @@ pub enum Timer {
     RequestTimeout(BrokerId),
     /// Client: its Metadata request went unanswered (`request.timeout.ms`).
     MetadataTimeout,
+    /// Coordinator: a timer of a group of this partition of `__consumer_offsets`.
+    Group(TopicPartition, String, GroupTimer),
 }
 
 /// Shorthand for the answer to a partition's fetch that carries only an error.

@@ -100,7 +100,7 @@ fn registration(broker: u32, epoch: u64) -> Msg<Record> {
 fn create(name: &str, partitions: u32, replication_factor: u32) -> Msg<Record> {
     Msg::Forward(Box::new(Forwarded {
         broker: BrokerId(1),
-        client: CLIENT,
+        client: Some(CLIENT),
         request: AdminRequest::CreateTopics(vec![NewTopic {
             name: name.to_string(),
             partitions,
@@ -339,7 +339,7 @@ fn create_topics_places_replica_j_of_partition_i_on_broker_i_plus_j_mod_n() {
             Address::Broker(b(1)),
             Msg::ForwardResponse(Box::new(Forwarded {
                 broker: b(1),
-                client: CLIENT,
+                client: Some(CLIENT),
                 request: vec![TopicResult {
                     name: "orders".to_string(),
                     result: Ok(TopicId(1)),
@@ -377,7 +377,7 @@ fn delete_topics_announces_the_topic_gone() {
     let delete = |name: &str| {
         Msg::Forward(Box::new(Forwarded {
             broker: b(2),
-            client: CLIENT,
+            client: Some(CLIENT),
             request: AdminRequest::DeleteTopics(vec![name.to_string()]),
         }))
     };
@@ -1079,7 +1079,7 @@ fn admin_requests_are_forwarded_to_the_controller_and_answers_passed_back() {
             Address::Controller,
             Msg::Forward(Box::new(Forwarded {
                 broker: b(3),
-                client: CLIENT,
+                client: Some(CLIENT),
                 request
             }))
         )]
@@ -1092,7 +1092,7 @@ fn admin_requests_are_forwarded_to_the_controller_and_answers_passed_back() {
         Address::Controller,
         Msg::ForwardResponse(Box::new(Forwarded {
             broker: b(3),
-            client: CLIENT,
+            client: Some(CLIENT),
             request: results.clone(),
         })),
     );
@@ -1249,10 +1249,10 @@ fn kip279_follower_asks_again_until_its_log_ends_in_an_epoch_the_leader_knows() 
         vec![Command::Send(
             Address::Broker(b(3)),
             Msg::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest {
-                replica: ReplicaId {
+                replica: Some(ReplicaId {
                     broker: b(2),
                     broker_epoch: BrokerEpoch(2)
-                },
+                }),
                 topic_partition: tp(0),
                 current_leader_epoch: None,
                 leader_epoch: LeaderEpoch(1),
@@ -1293,10 +1293,10 @@ fn kip101_leader_answers_with_the_next_epochs_start_even_for_an_epoch_it_never_h
     let (mut leader, _) = Broker::restarted(1, Variant::Kip101, &saved);
     leader.handle(Address::Controller, update(2, Some(1), 3, &[1, 2]));
     let question = OffsetForLeaderEpochRequest {
-        replica: ReplicaId {
+        replica: Some(ReplicaId {
             broker: b(2),
             broker_epoch: BrokerEpoch(1),
-        },
+        }),
         topic_partition: tp(0),
         current_leader_epoch: None,
         leader_epoch: LeaderEpoch(1),
@@ -1316,6 +1316,60 @@ fn kip101_leader_answers_with_the_next_epochs_start_even_for_an_epoch_it_never_h
                 }),
             })
         )]
+    );
+}
+
+#[test]
+fn a_consumer_asks_where_its_epoch_ends_and_is_fenced_by_its_leader_epoch() {
+    let mut memory = MemoryLog::empty(LOG);
+    memory.append(LeaderEpoch(0), Record::new(1)).unwrap();
+    memory.append(LeaderEpoch(2), Record::new(3)).unwrap();
+    let saved = BrokerStorage {
+        broker_epoch: BrokerEpoch(1),
+        logs: [(tp(0), memory.durable())].into_iter().collect(),
+        high_watermarks: [(tp(0), Offset(1))].into_iter().collect(),
+        high_watermark_lowered: false,
+    };
+    let (mut leader, _) = Broker::restarted(1, Variant::Kip320, &saved);
+    leader.handle(Address::Controller, update(2, Some(1), 3, &[1, 2]));
+    let ask = |current: u32, epoch: u32| {
+        Msg::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest {
+            replica: None,
+            topic_partition: tp(0),
+            current_leader_epoch: Some(LeaderEpoch(current)),
+            leader_epoch: LeaderEpoch(epoch),
+        })
+    };
+    // The consumer read a record of epoch 1, which this leader never had: its largest epoch
+    // not above 1 is 0, which ends at 1 (the consumer compares that with its position).
+    let commands = leader.handle(Address::Client(CLIENT), ask(3, 1));
+    assert_eq!(
+        commands,
+        vec![Command::Send(
+            Address::Client(CLIENT),
+            Msg::OffsetForLeaderEpochResponse(OffsetForLeaderEpochResponse {
+                topic_partition: tp(0),
+                leader_epoch: LeaderEpoch(3),
+                requested_epoch: LeaderEpoch(1),
+                result: Ok(EpochEndOffset {
+                    leader_epoch: Some(LeaderEpoch(0)),
+                    end_offset: Offset(1),
+                }),
+            })
+        )]
+    );
+    // The current epoch ends at the log end (2) for a follower; a consumer is told no more
+    // than the HW (1), the most it could have read.
+    let commands = leader.handle(Address::Client(CLIENT), ask(3, 3));
+    assert!(
+        matches!(&commands[..], [Command::Send(_, Msg::OffsetForLeaderEpochResponse(r))]
+        if r.result == Ok(EpochEndOffset { leader_epoch: Some(LeaderEpoch(3)), end_offset: Offset(1) }))
+    );
+    // A consumer behind on metadata is fenced, as a follower would be.
+    let commands = leader.handle(Address::Client(CLIENT), ask(2, 2));
+    assert!(
+        matches!(&commands[..], [Command::Send(Address::Client(CLIENT),
+        Msg::OffsetForLeaderEpochResponse(r))] if r.result == Err(ErrorCode::FencedLeaderEpoch))
     );
 }
 

@@ -35,3 +35,8 @@ fn a_held_consumer_fetch_is_answered_within_max_wait() {
 fn a_produce_retried_after_a_lost_answer_is_written_once_with_idempotence() {
     scenarios::an_idempotent_retry_is_written_once(&setup());
 }
+
+#[test]
+fn a_group_survives_its_coordinators_crash() {
+    scenarios::a_group_survives_its_coordinators_crash(&setup());
+}

@@ -13,9 +13,10 @@
 
 use crate::storage::{batch, FlushConfig, LogConfig};
 use gregor_model::config::{
-    BrokerConfig, BrokerLimits, BrokerTimeouts, ControllerConfig, Endpoint, ProtocolConfig,
-    TopicConfig,
+    BrokerConfig, BrokerLimits, BrokerTimeouts, ControllerConfig, Endpoint, OffsetsTopicConfig,
+    ProtocolConfig, TopicConfig,
 };
+use gregor_model::group::GroupConfig;
 use gregor_model::types::{BrokerId, FlushPolicy};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -603,6 +604,13 @@ const BROKER_KEYS: &[&str] = &[
     "socket.request.max.bytes",
     "max.connections",
     "queued.max.requests",
+    "num.network.threads",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.initial.rebalance.delay.ms",
+    "group.max.size",
 ];
 
 /// Settings accepted for compatibility with Kafka's files and kept (see
@@ -613,11 +621,8 @@ const COMPATIBILITY_KEYS: &[&str] = &[
     "broker.rack",
     "process.roles",
     "controller.listener.names",
-    "group.initial.rebalance.delay.ms",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
@@ -665,7 +670,13 @@ const COMPATIBILITY_KEYS: &[&str] = &[
 ///   `max.connections` (Kafka: unlimited, 2147483647; Gregor: 1000, so that a flood of
 ///   connections is refused before it exhausts file descriptors and buffers),
 ///   `queued.max.requests` (500; Gregor bounds the requests in flight on one connection with it,
-///   where Kafka bounds its shared request queue).
+///   where Kafka bounds its shared request queue), `num.network.threads` (3, Kafka's default:
+///   the threads that serve every connection, clients' and peers'; the actor has its own).
+/// - The group coordinator: `offsets.topic.num.partitions` (50) and
+///   `offsets.topic.replication.factor` (3; the internal topic is created when a client first
+///   looks for a coordinator, once that many brokers are alive), `group.min.session.timeout.ms`
+///   (6000), `group.max.session.timeout.ms` (1800000), `group.initial.rebalance.delay.ms`
+///   (3000), `group.max.size` (Kafka: unlimited, 2147483647).
 /// - Accepted and kept, not used yet: see [`BrokerSettings::compatibility`].
 ///
 /// The fetch purgatory's size (the model's `fetches_held_max`) and the InitProducerId queue
@@ -691,6 +702,9 @@ pub struct BrokerSettings {
     socket_request_max_bytes: u32,
     max_connections: usize,
     queued_max_requests: usize,
+    network_threads: usize,
+    offsets_topic: OffsetsTopicConfig,
+    groups: GroupConfig,
     compatibility: BTreeMap<String, String>,
 }
 
@@ -813,6 +827,16 @@ impl BrokerSettings {
             )? as u32,
             max_connections: props.int_or("max.connections", 1000, 1..=INT)? as usize,
             queued_max_requests: props.int_or("queued.max.requests", 500, 1..=INT)? as usize,
+            network_threads: props.int_or("num.network.threads", 3, 1..=256)? as usize,
+            offsets_topic: OffsetsTopicConfig {
+                partitions: props.int_or("offsets.topic.num.partitions", 50, 1..=INT)? as u32,
+                replication_factor: props.int_or(
+                    "offsets.topic.replication.factor",
+                    3,
+                    1..=i16::MAX as i64,
+                )? as u32,
+            },
+            groups: group_config(&props)?,
             compatibility: props.kept(COMPATIBILITY_KEYS),
             properties,
         })
@@ -881,6 +905,8 @@ impl BrokerSettings {
             },
             timeouts: self.timeouts.clone(),
             limits: self.limits.clone(),
+            offsets_topic: self.offsets_topic.clone(),
+            groups: self.groups,
         }
     }
 
@@ -982,6 +1008,262 @@ impl BrokerSettings {
         self.queued_max_requests
     }
 
+    /// `num.network.threads`: the threads that serve the broker's connections (clients' and
+    /// peers'); the actor has a thread of its own besides.
+    pub fn network_threads(&self) -> usize {
+        self.network_threads
+    }
+
+    /// Every setting this broker reads, with its value in effect, as DescribeConfigs reports
+    /// a broker's configuration: Kafka's default unless the file (or an override) set it or
+    /// one of its synonyms (`log.retention.hours` for `log.retention.ms`, ...); then the
+    /// settings accepted for compatibility that the file sets.
+    pub fn described(&self) -> Vec<Described> {
+        use ConfigKind::{Boolean, Int, List, Long};
+        let set = |keys: &[&str]| {
+            keys.iter()
+                .any(|key| self.properties.iter().any(|(k, _)| k == key))
+        };
+        let one = |name: &str, kind, value: Option<String>, synonyms: &[&str]| Described {
+            name: name.to_string(),
+            value,
+            set: set(&[&[name], synonyms].concat()),
+            kind,
+        };
+        let value = |v: &dyn fmt::Display| Some(v.to_string());
+        let listeners = |l: &[Listener]| {
+            Some(
+                l.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        };
+        let millis = |d: Duration| Some(d.as_millis().to_string());
+        let log = &self.log;
+        let mut described = vec![
+            one("node.id", Int, value(&self.node_id.0), &[]),
+            one("listeners", List, listeners(&self.listeners), &[]),
+            one(
+                "advertised.listeners",
+                List,
+                listeners(&self.advertised_listeners),
+                &[],
+            ),
+            one(
+                "inter.broker.listener.name",
+                ConfigKind::String,
+                value(&self.inter_broker_listener),
+                &[],
+            ),
+            one(
+                "controller.quorum.bootstrap.servers",
+                List,
+                value(&self.controller),
+                &["controller.quorum.voters"],
+            ),
+            one(
+                "log.dirs",
+                ConfigKind::String,
+                value(&self.log_dir.display()),
+                &["log.dir"],
+            ),
+            one("num.partitions", Int, value(&self.num_partitions), &[]),
+            one(
+                "default.replication.factor",
+                Int,
+                value(&self.default_replication_factor),
+                &[],
+            ),
+            one(
+                "auto.create.topics.enable",
+                Boolean,
+                value(&self.auto_create_topics_enable),
+                &[],
+            ),
+            one(
+                "min.insync.replicas",
+                Int,
+                value(&self.topic_defaults.min_insync_replicas),
+                &[],
+            ),
+            one(
+                "unclean.leader.election.enable",
+                Boolean,
+                value(&self.topic_defaults.unclean_leader_election),
+                &[],
+            ),
+            one(
+                "replica.lag.time.max.ms",
+                Long,
+                millis(self.timeouts.replica_lag_max),
+                &[],
+            ),
+            one(
+                "broker.heartbeat.interval.ms",
+                Int,
+                self.timeouts.heartbeat_interval.and_then(millis),
+                &[],
+            ),
+            one(
+                "broker.session.timeout.ms",
+                Int,
+                millis(self.session_timeout),
+                &[],
+            ),
+            one(
+                "replica.fetch.wait.max.ms",
+                Int,
+                millis(self.timeouts.replica_fetch_wait_max),
+                &[],
+            ),
+            one(
+                "replica.fetch.backoff.ms",
+                Int,
+                millis(self.timeouts.fetch_backoff),
+                &[],
+            ),
+            one(
+                "replica.fetch.min.bytes",
+                Int,
+                value(&self.limits.replica_fetch_min_bytes),
+                &[],
+            ),
+            one(
+                "replica.fetch.max.bytes",
+                Int,
+                value(&self.limits.replica_fetch_max_bytes),
+                &[],
+            ),
+            one(
+                "replica.fetch.response.max.bytes",
+                Int,
+                value(&self.limits.replica_fetch_response_max_bytes),
+                &[],
+            ),
+            one(
+                "replica.high.watermark.checkpoint.interval.ms",
+                Long,
+                self.timeouts
+                    .high_watermark_checkpoint_interval
+                    .and_then(millis),
+                &[],
+            ),
+            one(
+                "log.retention.check.interval.ms",
+                Long,
+                self.timeouts.retention_check_interval.and_then(millis),
+                &[],
+            ),
+            one("log.segment.bytes", Int, value(&log.segment_bytes), &[]),
+            one(
+                "log.roll.ms",
+                Long,
+                value(&log.segment_ms),
+                &["log.roll.hours"],
+            ),
+            one(
+                "log.retention.ms",
+                Long,
+                value(&log.retention_ms.unwrap_or(-1)),
+                &["log.retention.minutes", "log.retention.hours"],
+            ),
+            one(
+                "log.retention.bytes",
+                Long,
+                value(&log.retention_bytes.map_or(-1, |b| b as i64)),
+                &[],
+            ),
+            one(
+                "log.index.interval.bytes",
+                Int,
+                value(&log.index_interval_bytes),
+                &[],
+            ),
+            one(
+                "log.flush.interval.messages",
+                Long,
+                value(&log.flush.messages.map_or(LONG, |m| m as i64)),
+                &[],
+            ),
+            one(
+                "log.flush.interval.ms",
+                Long,
+                log.flush.ms.map(|ms| ms.to_string()),
+                &[],
+            ),
+            one(
+                "log.flush.offset.checkpoint.interval.ms",
+                Int,
+                value(&log.recovery_checkpoint_interval_ms),
+                &[],
+            ),
+            one(
+                "message.max.bytes",
+                Int,
+                value(&self.message_max_bytes),
+                &[],
+            ),
+            one(
+                "socket.request.max.bytes",
+                Int,
+                value(&self.socket_request_max_bytes),
+                &[],
+            ),
+            one("max.connections", Int, value(&self.max_connections), &[]),
+            one(
+                "queued.max.requests",
+                Int,
+                value(&self.queued_max_requests),
+                &[],
+            ),
+            one(
+                "num.network.threads",
+                Int,
+                value(&self.network_threads),
+                &[],
+            ),
+            one(
+                "offsets.topic.num.partitions",
+                Int,
+                value(&self.offsets_topic.partitions),
+                &[],
+            ),
+            one(
+                "offsets.topic.replication.factor",
+                ConfigKind::Short,
+                value(&self.offsets_topic.replication_factor),
+                &[],
+            ),
+            one(
+                "group.min.session.timeout.ms",
+                Int,
+                millis(self.groups.min_session_timeout),
+                &[],
+            ),
+            one(
+                "group.max.session.timeout.ms",
+                Int,
+                millis(self.groups.max_session_timeout),
+                &[],
+            ),
+            one(
+                "group.initial.rebalance.delay.ms",
+                Int,
+                millis(self.groups.initial_rebalance_delay),
+                &[],
+            ),
+            one("group.max.size", Int, value(&self.groups.max_size), &[]),
+        ];
+        described.extend(self.compatibility.iter().map(|(name, value)| Described {
+            name: name.clone(),
+            value: Some(value.clone()),
+            set: true,
+            kind: ConfigKind::String,
+        }));
+        described
+    }
+
     /// `broker.rack`, if set (accepted, not used yet).
     pub fn broker_rack(&self) -> Option<&str> {
         self.compatibility.get("broker.rack").map(String::as_str)
@@ -991,12 +1273,35 @@ impl BrokerSettings {
     /// `broker.rack`, `process.roles` (if set, it must be `broker`),
     /// `controller.listener.names`, `group.initial.rebalance.delay.ms`,
     /// `offsets.topic.replication.factor`, `transaction.state.log.replication.factor`,
-    /// `transaction.state.log.min.isr`, `num.network.threads`, `num.io.threads`,
+    /// `transaction.state.log.min.isr`, `num.io.threads`,
     /// `num.recovery.threads.per.data.dir`, `socket.send.buffer.bytes`,
     /// `socket.receive.buffer.bytes`.
     pub fn compatibility(&self) -> &BTreeMap<String, String> {
         &self.compatibility
     }
+}
+
+/// A setting as DescribeConfigs reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Described {
+    pub name: String,
+    /// `None`: no value (as Kafka's `log.flush.interval.ms` when unset).
+    pub value: Option<String>,
+    /// Whether the configuration file (or an override) set it, or a synonym of it; otherwise
+    /// the value is Kafka's default.
+    pub set: bool,
+    pub kind: ConfigKind,
+}
+
+/// A setting's type, as DescribeConfigs names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    Boolean,
+    String,
+    Short,
+    Int,
+    Long,
+    List,
 }
 
 /// `listeners`, `advertised.listeners` and `inter.broker.listener.name`, checked together.
@@ -1138,6 +1443,34 @@ fn controller_address(props: &Props) -> Result<HostPort, ConfigError> {
 }
 
 /// `min.insync.replicas` and `unclean.leader.election.enable`.
+/// The coordinator's settings; the session timeouts' bounds must be ordered.
+fn group_config(props: &Props) -> Result<GroupConfig, ConfigError> {
+    let min_session_timeout = props.millis_or("group.min.session.timeout.ms", 6000, 0..=INT)?;
+    let max_session_timeout =
+        props.millis_or("group.max.session.timeout.ms", 1_800_000, 0..=INT)?;
+    if max_session_timeout < min_session_timeout {
+        let key = "group.max.session.timeout.ms";
+        return Err(invalid(
+            key,
+            props.get(key).unwrap_or("1800000"),
+            format!(
+                "must be at least group.min.session.timeout.ms ({} ms)",
+                min_session_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(GroupConfig {
+        min_session_timeout,
+        max_session_timeout,
+        initial_rebalance_delay: props.millis_or(
+            "group.initial.rebalance.delay.ms",
+            3000,
+            0..=INT,
+        )?,
+        max_size: props.int_or("group.max.size", INT, 1..=INT)? as usize,
+    })
+}
+
 fn topic_defaults(props: &Props) -> Result<TopicConfig, ConfigError> {
     Ok(TopicConfig {
         min_insync_replicas: props.int_or("min.insync.replicas", 1, 1..=INT)? as u32,
@@ -1538,6 +1871,42 @@ l=last
     }
 
     #[test]
+    fn described_settings_say_which_the_file_set_a_synonym_counting() {
+        let settings = broker("log.retention.hours=24\nbroker.rack=r1").unwrap();
+        let described = settings.described();
+        let get = |name: &str| described.iter().find(|d| d.name == name).unwrap();
+        let retention = get("log.retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("86400000"));
+        assert!(retention.set, "log.retention.hours is its synonym");
+        let partitions = get("num.partitions");
+        assert_eq!(
+            (partitions.value.as_deref(), partitions.set),
+            (Some("1"), false)
+        );
+        assert_eq!(get("num.network.threads").value.as_deref(), Some("3"));
+        assert_eq!(get("log.flush.interval.ms").value, None);
+        assert_eq!(get("broker.rack").value.as_deref(), Some("r1"));
+        let names: std::collections::BTreeSet<&str> =
+            described.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names.len(), described.len(), "each setting once");
+        for key in BROKER_KEYS {
+            let synonym = [
+                "log.dir",
+                "log.roll.hours",
+                "log.retention.minutes",
+                "log.retention.hours",
+                "controller.quorum.voters",
+                "listener.security.protocol.map",
+                "process.roles",
+            ];
+            assert!(
+                names.contains(key) || synonym.contains(key),
+                "{key} is not described"
+            );
+        }
+    }
+
+    #[test]
     fn bad_numbers_name_key_value_and_reason() {
         let cases = [
             ("num.partitions", "abc", "not an integer"),
@@ -1561,6 +1930,8 @@ l=last
             ("broker.heartbeat.interval.ms", "0", "at least 1"),
             ("max.connections", "0", "at least 1"),
             ("queued.max.requests", "x", "not an integer"),
+            ("num.network.threads", "0", "at least 1"),
+            ("num.network.threads", "1000", "at most 256"),
             (
                 "replica.fetch.wait.max.ms",
                 "30000",

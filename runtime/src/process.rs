@@ -27,9 +27,10 @@ const INBOX: usize = 8192;
 /// The file the controller keeps its topic id prefix in (drawn at its first start).
 const CLUSTER_ID: &str = "cluster-id";
 
-fn network_runtime() -> Result<tokio::runtime::Runtime, String> {
+/// The runtime of a process's connections: `threads` tokio workers.
+fn network_runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .thread_name("gregor-net")
         .enable_all()
         .build()
@@ -121,7 +122,8 @@ fn topic_id_prefix(dir: &Path) -> Result<u64, String> {
 
 /// `gregor controller`.
 pub fn run_controller(settings: ControllerSettings, trace: Option<PathBuf>) -> Result<(), String> {
-    let runtime = network_runtime()?;
+    // The controller's connections are its brokers' heartbeats and requests: light traffic.
+    let runtime = network_runtime(2)?;
     let dir = settings.log_dir().to_path_buf();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let prefix = topic_id_prefix(&dir)?;
@@ -152,7 +154,7 @@ pub fn run_controller(settings: ControllerSettings, trace: Option<PathBuf>) -> R
 
 /// `gregor broker`.
 pub fn run_broker(settings: BrokerSettings, trace: Option<PathBuf>) -> Result<(), String> {
-    let runtime = network_runtime()?;
+    let runtime = network_runtime(settings.network_threads())?;
     let id = settings.node_id();
     // Bind every listener first: ports given as 0 are known only then, and the broker
     // registers the bound ones.
@@ -221,6 +223,7 @@ pub fn run_broker(settings: BrokerSettings, trace: Option<PathBuf>) -> Result<()
             auto_create_topics: settings.auto_create_topics_enable(),
             num_partitions: settings.num_partitions(),
             default_replication_factor: u32::from(settings.default_replication_factor()),
+            configs: settings.described().into(),
         },
     );
     let mut described = Vec::new();

@@ -42,3 +42,9 @@ fn a_produce_retried_after_a_lost_answer_is_written_once_with_idempotence() {
     let root = tempfile::tempdir().unwrap();
     scenarios::an_idempotent_retry_is_written_once(&setup(root.path()));
 }
+
+#[test]
+fn a_group_survives_its_coordinators_crash() {
+    let root = tempfile::tempdir().unwrap();
+    scenarios::a_group_survives_its_coordinators_crash(&setup(root.path()));
+}

@@ -124,10 +124,10 @@ fn send_offset_for_leader_epoch<L: ReplicaLog>(
     };
     let follower = replica.follower().expect("a follower");
     let request = OffsetForLeaderEpochRequest {
-        replica: ReplicaId {
+        replica: Some(ReplicaId {
             broker: config.id,
             broker_epoch: state.broker_epoch,
-        },
+        }),
         topic_partition: tp,
         current_leader_epoch: config
             .protocol

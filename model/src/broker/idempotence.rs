@@ -143,10 +143,7 @@ mod tests {
         LogEntry {
             base_offset: Offset(offset),
             leader_epoch: LeaderEpoch(0),
-            batch: Record {
-                value,
-                producer: Some(producer),
-            },
+            batch: Record::new(value).with_producer(producer),
         }
     }
 

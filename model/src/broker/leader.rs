@@ -12,7 +12,7 @@
 
 use super::idempotence::Verdict;
 use super::replica::{FollowerProgress, LeaderState, PendingProduce, Replica, Role};
-use super::{BrokerEffects, BrokerState, HeldFetch};
+use super::{coordinator, BrokerEffects, BrokerState, HeldFetch};
 use crate::config::{BrokerConfig, Rule};
 use crate::effects::{Address, Ignored};
 use crate::log::{end_offset_for_epoch, next_epoch_start_offset, EpochEndOffset, RecordBatch};
@@ -49,6 +49,9 @@ pub(super) fn become_leader<L: ReplicaLog>(
         followers: Map::default(),
         pending_produces: Default::default(),
     });
+    if coordinator::is_offsets_partition(state, tp) && !coordinator::load(config, state, tp, out) {
+        return false;
+    }
     advance_high_watermark(config, state, tp, out);
     true
 }
@@ -61,6 +64,7 @@ pub(super) fn resign<L: ReplicaLog>(
     tp: TopicPartition,
     out: &mut BrokerEffects<L::Batch>,
 ) {
+    coordinator::unload(state, tp, out);
     let Some(replica) = state.replicas.get_mut(&tp) else {
         return;
     };
@@ -197,7 +201,7 @@ pub(super) fn on_produce<L: ReplicaLog>(
 }
 
 /// Appends as leader (flushing if the policy says so); the batch's base and next offsets.
-fn append<L: ReplicaLog>(
+pub(super) fn append<L: ReplicaLog>(
     config: &BrokerConfig,
     state: &mut BrokerState<L>,
     tp: TopicPartition,
@@ -548,7 +552,7 @@ pub(super) fn forget_requester<L: ReplicaLog>(
 /// Advances the HW to the smallest log end offset over the maximal ISR, only while the ISR has
 /// at least min.insync.replicas members (KIP-966); answers the acks=all writes it commits and
 /// the held consumer fetches that now have records.
-fn advance_high_watermark<L: ReplicaLog>(
+pub(super) fn advance_high_watermark<L: ReplicaLog>(
     config: &BrokerConfig,
     state: &mut BrokerState<L>,
     tp: TopicPartition,
@@ -598,6 +602,7 @@ fn advance_high_watermark<L: ReplicaLog>(
             Ok(pending.base_offset),
         );
     }
+    coordinator::on_high_watermark(config, state, tp, out);
     wake_held_fetches(config, state, tp, out);
 }
 
@@ -776,7 +781,7 @@ pub(super) fn on_offset_for_leader_epoch<L: ReplicaLog>(
             _ => {
                 let cache = replica.leader_epoch_cache(leader.epoch_start_offset);
                 let log_end_offset = replica.log.log_end_offset();
-                Ok(match config.protocol.variant {
+                let answer = match config.protocol.variant {
                     Variant::HwTruncation | Variant::Kip101 => EpochEndOffset {
                         leader_epoch: Some(requested),
                         end_offset: next_epoch_start_offset(&cache, log_end_offset, requested),
@@ -784,6 +789,15 @@ pub(super) fn on_offset_for_leader_epoch<L: ReplicaLog>(
                     Variant::Kip279 | Variant::Kip320 => {
                         end_offset_for_epoch(&cache, log_end_offset, requested)
                     }
+                };
+                // A consumer learns no offset past what it may fetch: its position is at most
+                // the HW, so the cap changes none of its truncation checks.
+                Ok(match request.replica {
+                    Some(_) => answer,
+                    None => EpochEndOffset {
+                        end_offset: answer.end_offset.min(replica.high_watermark),
+                        ..answer
+                    },
                 })
             }
         },

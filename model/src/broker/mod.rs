@@ -16,6 +16,7 @@
 //! `replica.high.watermark.checkpoint.interval.ms`, the HW checkpoint: a restarted broker may
 //! find an older HW than it had, as in Kafka.
 
+pub mod coordinator;
 mod follower;
 pub mod idempotence;
 mod leader;
@@ -78,6 +79,11 @@ pub struct BrokerState<L> {
     /// The HW checkpoint as last saved.
     pub high_watermark_checkpoint: Map<TopicPartition, Offset>,
     pub high_watermark_lowered: bool,
+    /// The group coordinator: the groups of each partition of `__consumer_offsets` this
+    /// broker leads.
+    pub coordinators: Map<TopicPartition, coordinator::Coordinator>,
+    /// This broker asked the controller to create `__consumer_offsets` and awaits the answer.
+    pub offsets_topic_requested: bool,
 }
 
 /// The controller's news kept for clients' Metadata requests.
@@ -123,6 +129,8 @@ impl<L: ReplicaLog> BrokerState<L> {
             producer_ids: ProducerIdPool::default(),
             high_watermark_checkpoint: Map::default(),
             high_watermark_lowered: false,
+            coordinators: Map::default(),
+            offsets_topic_requested: false,
         }
     }
 
@@ -252,7 +260,12 @@ pub fn on_msg<L: ReplicaLog>(
             let Forwarded {
                 client, request, ..
             } = *forwarded;
-            out.send(Address::Client(client), Msg::AdminResponse(request))
+            match client {
+                Some(client) => out.send(Address::Client(client), Msg::AdminResponse(request)),
+                // Its own request to create `__consumer_offsets`: a FindCoordinator that still
+                // finds no topic asks again.
+                None => state.to_mut().offsets_topic_requested = false,
+            }
         }
         Msg::Fetch(request) => leader::on_fetch(config, state, from, request, out),
         Msg::FetchResponse(response) => match from {
@@ -281,13 +294,21 @@ pub fn on_msg<L: ReplicaLog>(
                 Address::Controller,
                 Msg::Forward(Box::new(Forwarded {
                     broker: config.id,
-                    client,
+                    client: Some(client),
                     request,
                 })),
             ),
             _ => out.ignore(Ignored::Unexpected("an admin request not from a client")),
         },
         Msg::InitProducerId => on_init_producer_id(config, state, from, out),
+        Msg::FindCoordinator { request, groups } => {
+            coordinator::on_find_coordinator(config, state, from, request, groups, out)
+        }
+        Msg::Group(request) => coordinator::on_request(config, state, from, *request, out),
+        Msg::ListGroups { request } => {
+            let groups = coordinator::list_groups(state);
+            out.send(from, Msg::ListGroupsResponse { request, groups })
+        }
         Msg::Disconnected => on_disconnected(config, state, from, out),
         _ => out.ignore(Ignored::Unexpected(
             "a message for the controller or a client",
@@ -322,6 +343,9 @@ pub fn on_timeout<L: ReplicaLog>(
         Timer::FetchExpiry(requester) => leader::on_fetch_expiry(config, state, *requester, out),
         Timer::HighWatermarkCheckpoint => on_checkpoint(config, state, out),
         Timer::Retention => on_retention(config, state, out),
+        Timer::Group(tp, group, timer) => {
+            coordinator::on_timer(config, state, *tp, group, timer, out)
+        }
         _ => {}
     }
 }
@@ -648,6 +672,7 @@ fn on_disconnected<L: ReplicaLog>(
                 out.set_timer(Timer::Heartbeat, interval);
             }
             next.producer_ids.requested = false;
+            next.offsets_topic_requested = false;
             if !next.producer_ids.waiting.is_empty() {
                 request_producer_ids(config, next, out);
             }

@@ -120,6 +120,7 @@ fn timer_event(config: &CheckConfig, id: Id, timer: &Timer) -> String {
             format!("{name}: its request to broker {broker} times out")
         }
         Timer::MetadataTimeout => format!("{name}: its metadata request times out"),
+        Timer::Group(_, group, timer) => format!("{name}: group {group}'s timer {timer:?} fires"),
     }
 }
 
@@ -434,6 +435,23 @@ pub fn message(msg: &Msg<Record>) -> String {
         Msg::Admin(_) => "CreateTopics".to_string(),
         Msg::AdminResponse(_) => "CreateTopicsResponse".to_string(),
         Msg::InitProducerId => "InitProducerId".to_string(),
+        Msg::FindCoordinator { groups, .. } => format!("FindCoordinator {groups:?}"),
+        Msg::FindCoordinatorResponse { coordinators, .. } => {
+            let found: Vec<String> = coordinators
+                .iter()
+                .map(|(group, found)| match found {
+                    Ok(broker) => format!("{group}: broker {}", broker.id),
+                    Err(error) => format!("{group}: {}", error.name()),
+                })
+                .collect();
+            format!("FindCoordinator answered: {}", found.join(", "))
+        }
+        Msg::Group(request) => format!("{:?} for group {}", request.op, request.group),
+        Msg::GroupResponse(response) => {
+            format!("{:?} for group {}", response.answer, response.group)
+        }
+        Msg::ListGroups { .. } => "ListGroups".to_string(),
+        Msg::ListGroupsResponse { groups, .. } => format!("ListGroups answered: {groups:?}"),
         Msg::InitProducerIdResponse(result) => match result {
             Ok((id, epoch)) => format!("InitProducerIdResponse(id {id}, epoch {epoch})"),
             Err(error) => format!("InitProducerIdResponse({})", error.name()),

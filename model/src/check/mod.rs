@@ -16,7 +16,7 @@ use crate::client::consumer::ConsumerConfig;
 use crate::client::producer::ProducerConfig;
 use crate::client::ClientConfig;
 use crate::config::{
-    BrokerConfig, BrokerLimits, BrokerTimeouts, ControllerConfig, ProtocolConfig, Rule, TopicConfig,
+    BrokerConfig, BrokerTimeouts, ControllerConfig, ProtocolConfig, Rule, TopicConfig,
 };
 use crate::controller::ControllerState;
 use crate::effects::Address;
@@ -247,11 +247,9 @@ impl CheckConfig {
         };
         for id in 1..=self.brokers {
             let config = BrokerConfig {
-                id: BrokerId(id),
-                endpoints: Vec::new(),
                 protocol: protocol.clone(),
                 timeouts: timeouts.clone(),
-                limits: BrokerLimits::default(),
+                ..BrokerConfig::new(BrokerId(id), ProtocolConfig::default())
             };
             actors.push(GregorActor {
                 layout,
@@ -387,7 +385,7 @@ impl Model {
             state.timers_set[index]
                 .iter()
                 .find(|t| **t == Timer::RetryBackoff)
-                .map(|t| ModelAction::Timeout(Id::from(index), *t))
+                .map(|t| ModelAction::Timeout(Id::from(index), t.clone()))
         })
     }
 

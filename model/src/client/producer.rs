@@ -231,7 +231,7 @@ pub fn on_timeout<B: RecordBatch>(
     timer: &Timer,
     out: &mut ClientEffects<B>,
 ) {
-    match (*timer, state.pending) {
+    match (timer, state.pending) {
         (Timer::RetryBackoff, Some(Pending::Backoff { refresh })) => {
             let next = state.to_mut();
             next.pending = None;
@@ -251,18 +251,18 @@ pub fn on_timeout<B: RecordBatch>(
             next.metadata.refresh(&config.client, out);
         }
         (Timer::RequestTimeout(broker), Some(Pending::Produce { broker: at, .. }))
-            if at == broker =>
+            if at == *broker =>
         {
             let next = state.to_mut();
             next.pending = None;
-            next.metadata.avoid(&config.client, broker);
+            next.metadata.avoid(&config.client, *broker);
             fail_attempt(config, next, None, out)
         }
         (Timer::RequestTimeout(broker), Some(Pending::Admin(at) | Pending::InitProducerId(at)))
-            if at == broker =>
+            if at == *broker =>
         {
             let next = state.to_mut();
-            next.metadata.avoid(&config.client, broker);
+            next.metadata.avoid(&config.client, *broker);
             back_off(config, next, false, out);
         }
         _ => {}

@@ -277,10 +277,12 @@ impl<L: ReplicaLog> Simulation<L> {
                 timer,
                 generation,
             } => {
-                if self.timers.get(&(at, timer)) != Some(&generation) {
+                let key = (at, timer);
+                if self.timers.get(&key) != Some(&generation) {
                     return;
                 }
-                self.timers.remove(&(at, timer));
+                let (at, timer) = key;
+                self.timers.remove(&(at, timer.clone()));
                 self.step(at, |node, effects| on_timeout(node, &timer, effects));
             }
         }
@@ -318,7 +320,7 @@ impl<L: ReplicaLog> Simulation<L> {
                 StepCommand::SetTimer(timer, after) => {
                     self.sequence += 1;
                     let generation = self.sequence;
-                    self.timers.insert((address, timer), generation);
+                    self.timers.insert((address, timer.clone()), generation);
                     self.schedule(
                         self.now + after,
                         Event::Fire {

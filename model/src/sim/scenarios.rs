@@ -7,9 +7,11 @@
 use super::{Received, Simulation};
 use crate::config::{BrokerConfig, BrokerTimeouts, ControllerConfig, ProtocolConfig, TopicConfig};
 use crate::effects::Address;
+use crate::group::{Answer, CommittedOffset, JoinRequest, MemberId, Phase, SyncRequest};
 use crate::log::{ProducerBatch, RecordBatch, ReplicaLog};
 use crate::message::{
-    AdminRequest, ErrorCode, FetchPartition, FetchRequest, Msg, NewTopic, ProduceRequest,
+    AdminRequest, ErrorCode, FetchPartition, FetchRequest, GroupAnswer, GroupOp, GroupRequest, Msg,
+    NewTopic, OffsetCommit, ProduceRequest,
 };
 use crate::types::{
     Acks, BrokerId, ClientId, Offset, ProducerEpoch, ProducerId, Sequence, TopicPartition,
@@ -379,5 +381,195 @@ pub fn an_idempotent_retry_is_written_once<L: ReplicaLog>(setup: &Setup<L>) {
         log.log_end_offset(),
         Offset(3),
         "without idempotence, written twice"
+    );
+}
+
+/// A group request to `to`, answered within `within`: the answer.
+fn group_request<L: ReplicaLog>(
+    sim: &mut Simulation<L>,
+    to: BrokerId,
+    request: u32,
+    op: GroupOp,
+    within: Duration,
+) -> (Duration, GroupAnswer) {
+    let sent = sim.now();
+    let group = GroupRequest {
+        request,
+        group: GROUP.to_string(),
+        op,
+    };
+    sim.send_as(CONSUMER, Address::Broker(to), Msg::Group(Box::new(group)));
+    let mut answer = None;
+    sim.run_until_true(sent + within, |sim| {
+        answer = sim.received.iter().find_map(|r| match &r.msg {
+            Msg::GroupResponse(response) if response.request == request => {
+                Some((r.at - sent, response.answer.clone()))
+            }
+            _ => None,
+        });
+        answer.is_some()
+    });
+    sim.take_received();
+    answer.unwrap_or_else(|| panic!("request {request} to broker {to} unanswered in {within:?}"))
+}
+
+/// The group's coordinator, as FindCoordinator at `broker` tells it (retried while it is not
+/// available, as clients do), within `within`.
+fn find_coordinator<L: ReplicaLog>(
+    sim: &mut Simulation<L>,
+    broker: BrokerId,
+    within: Duration,
+) -> BrokerId {
+    let deadline = sim.now() + within;
+    let mut request = 1000;
+    while sim.now() < deadline {
+        request += 1;
+        let find = Msg::FindCoordinator {
+            request,
+            groups: vec![GROUP.to_string()],
+        };
+        sim.send_as(CONSUMER, Address::Broker(broker), find);
+        sim.run_for(ms(100));
+        for received in sim.take_received() {
+            if let Msg::FindCoordinatorResponse { coordinators, .. } = received.msg {
+                if let [(_, Ok(found))] = &coordinators[..] {
+                    return found.id;
+                }
+            }
+        }
+    }
+    panic!("no coordinator found at broker {broker} within {within:?}");
+}
+
+const GROUP: &str = "g";
+
+/// A consumer group over the real clock: the first FindCoordinator creates
+/// `__consumer_offsets`; a member joins (MEMBER_ID_REQUIRED, then the initial rebalance delay of
+/// 3 s), syncs its assignment and commits an offset, each answered once replicated; the
+/// coordinator's broker crashes and the partition's new leader serves the group from its log —
+/// the committed offset, the member still in its generation; a member that stops heartbeating
+/// is gone after its session timeout, and its generation's commits are then refused.
+pub fn a_group_survives_its_coordinators_crash<L: ReplicaLog>(setup: &Setup<L>) {
+    let mut sim = cluster(setup);
+    let coordinator = find_coordinator(&mut sim, BrokerId(1), ms(5_000));
+    let join = |member_id: Option<MemberId>| {
+        GroupOp::Join(Box::new(JoinRequest {
+            member_id,
+            instance_id: None,
+            client_id: "c".to_string(),
+            session_timeout: ms(10_000),
+            rebalance_timeout: ms(60_000),
+            protocol_type: "consumer".to_string(),
+            protocols: vec![("range".to_string(), b"orders".to_vec())],
+            require_known_member_id: true,
+        }))
+    };
+    let (_, answer) = group_request(&mut sim, coordinator, 1, join(None), ms(100));
+    let GroupAnswer::Member(Answer::Join(Err((ErrorCode::MemberIdRequired, Some(id))))) = answer
+    else {
+        panic!("a new member first gets its id: {answer:?}");
+    };
+    let (took, answer) = group_request(&mut sim, coordinator, 2, join(Some(id.clone())), ms(5_000));
+    let GroupAnswer::Member(Answer::Join(Ok(joined))) = answer else {
+        panic!("the member joins: {answer:?}");
+    };
+    assert!(
+        took >= ms(3_000) && took < ms(3_100),
+        "the first generation waits group.initial.rebalance.delay.ms (3 s): it took {took:?}"
+    );
+    assert_eq!((joined.generation, &joined.leader), (1, &id));
+    let sync = GroupOp::Sync(SyncRequest {
+        member_id: id.clone(),
+        instance_id: None,
+        generation: 1,
+        assignments: vec![(id.clone(), b"orders-0".to_vec())],
+    });
+    let (_, answer) = group_request(&mut sim, coordinator, 3, sync, ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::Member(Answer::Sync(Ok((
+            "range".to_string(),
+            b"orders-0".to_vec()
+        ))))
+    );
+    let committed = CommittedOffset {
+        offset: 42,
+        leader_epoch: Some(0),
+        metadata: "m".to_string(),
+    };
+    let partition = ("orders".to_string(), 0);
+    let commit = |generation| {
+        GroupOp::OffsetCommit(OffsetCommit {
+            member_id: Some(id.clone()),
+            instance_id: None,
+            generation,
+            offsets: vec![(partition.clone(), committed.clone())],
+        })
+    };
+    let (_, answer) = group_request(&mut sim, coordinator, 4, commit(1), ms(100));
+    assert_eq!(answer, GroupAnswer::OffsetCommit(Ok(())));
+
+    // The coordinator's broker crashes: its partition's new leader takes the group over.
+    sim.crash(Address::Broker(coordinator));
+    let survivor = BrokerId(coordinator.0 % 3 + 1);
+    let heartbeat = GroupOp::Heartbeat {
+        member_id: id.clone(),
+        instance_id: None,
+        generation: 1,
+    };
+    let mut request = 10;
+    let (successor, answer) = loop {
+        let successor = find_coordinator(&mut sim, survivor, ms(15_000));
+        if successor == coordinator {
+            sim.run_for(ms(500));
+            continue;
+        }
+        request += 1;
+        match group_request(&mut sim, successor, request, heartbeat.clone(), ms(100)) {
+            (_, GroupAnswer::Refused(ErrorCode::NotCoordinator)) => sim.run_for(ms(500)),
+            (_, answer) => break (successor, answer),
+        }
+    };
+    assert!(
+        sim.now() < ms(1_100 + 3_000 + 15_000),
+        "the new coordinator serves within the broker session timeout (9 s) and a little"
+    );
+    assert_eq!(
+        answer,
+        GroupAnswer::Member(Answer::Heartbeat(Ok(()))),
+        "the member is still in generation 1 at the new coordinator"
+    );
+    let fetch = GroupOp::OffsetFetch(Some(vec![partition.clone()]));
+    let (_, answer) = group_request(&mut sim, successor, 20, fetch.clone(), ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::OffsetFetch(vec![(partition.clone(), Some(committed.clone()))]),
+        "the committed offset survives the coordinator's crash"
+    );
+
+    // The member stops heartbeating: gone after its 10 s session, and the group is empty.
+    sim.run_for(ms(9_000));
+    let (_, answer) = group_request(&mut sim, successor, 21, GroupOp::Describe, ms(100));
+    assert!(
+        matches!(&answer, GroupAnswer::Describe(Some(d)) if d.phase == Phase::Stable),
+        "within its session the member stays: {answer:?}"
+    );
+    sim.run_for(ms(1_100));
+    let (_, answer) = group_request(&mut sim, successor, 22, GroupOp::Describe, ms(100));
+    assert!(
+        matches!(&answer, GroupAnswer::Describe(Some(d)) if d.phase == Phase::Empty && d.members.is_empty()),
+        "past its session the member is gone: {answer:?}"
+    );
+    let (_, answer) = group_request(&mut sim, successor, 23, commit(1), ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::OffsetCommit(Err(ErrorCode::UnknownMemberId)),
+        "a commit of the gone member's generation is refused"
+    );
+    let (_, answer) = group_request(&mut sim, successor, 24, fetch, ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::OffsetFetch(vec![(partition, Some(committed))]),
+        "the refused commit changed nothing"
     );
 }

@@ -156,7 +156,7 @@ impl<R: HostedRole> Host<R> {
 
     fn message(&mut self, from: Address, msg: Message) -> Result<(), String> {
         let mut out = Effects::new();
-        if self.trace.is_some() {
+        if self.tracing() {
             let event = serde_json::to_value(TraceEvent::Message { from, msg: &msg });
             self.role.on_msg(from, msg, &mut out);
             self.trace_step(|| event, &out);
@@ -166,14 +166,20 @@ impl<R: HostedRole> Host<R> {
         self.execute(out)
     }
 
+    /// Whether steps are traced: to the `--trace` file, or as `tracing` events of target
+    /// `gregor::trace` at level TRACE (`RUST_LOG=gregor::trace=trace`).
+    fn tracing(&self) -> bool {
+        self.trace.is_some() || tracing::enabled!(target: "gregor::trace", tracing::Level::TRACE)
+    }
+
     fn trace_step(
         &mut self,
         event: impl FnOnce() -> serde_json::Result<serde_json::Value>,
         out: &Effects<Message, R::Save>,
     ) {
-        let Some(trace) = self.trace.as_mut() else {
+        if !self.tracing() {
             return;
-        };
+        }
         let line = event().and_then(|event| {
             serde_json::to_string(&TraceLine {
                 actor: self.role.address(),
@@ -181,14 +187,17 @@ impl<R: HostedRole> Host<R> {
                 commands: out,
             })
         });
-        match line {
-            Ok(line) => {
-                if let Err(e) = writeln!(trace, "{line}") {
-                    tracing::warn!("writing the trace: {e}; tracing stops");
-                    self.trace = None;
-                }
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => return tracing::warn!("tracing a step: {e}"),
+        };
+        tracing::trace!(target: "gregor::trace", "{line}");
+        if let Some(trace) = self.trace.as_mut() {
+            // Flushed at every step: the steps before a crash are the ones to replay.
+            if let Err(e) = writeln!(trace, "{line}").and_then(|()| trace.flush()) {
+                tracing::warn!("writing the trace: {e}; tracing stops");
+                self.trace = None;
             }
-            Err(e) => tracing::warn!("tracing a step: {e}"),
         }
     }
 
@@ -216,7 +225,7 @@ impl<R: HostedRole> Host<R> {
                 Command::SetTimer(timer, after) => match self.armed.get(&timer) {
                     Some(key) => self.timers.reset(key, after),
                     None => {
-                        let key = self.timers.insert(timer, after);
+                        let key = self.timers.insert(timer.clone(), after);
                         self.armed.insert(timer, key);
                     }
                 },

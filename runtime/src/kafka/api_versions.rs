@@ -18,11 +18,13 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::Produce => (3, 12),
         ApiKey::Fetch => (4, 12),
         ApiKey::ListOffsets => (1, 8),
+        ApiKey::OffsetForLeaderEpoch => (2, 4),
         ApiKey::Metadata => (0, 12),
         ApiKey::ApiVersions => (0, 3),
         ApiKey::CreateTopics => (2, 7),
         ApiKey::DeleteTopics => (1, 6),
         ApiKey::InitProducerId => (0, 4),
+        ApiKey::DescribeConfigs => (1, 4),
         _ => return None,
     })
 }

@@ -33,12 +33,14 @@ pub struct Waiting {
     sent: Vec<(TopicPartition, usize, usize)>,
 }
 
+/// A partition answered with an error: its records empty, not null, as Kafka's (librdkafka
+/// refuses a null records field: "invalid MessageSetSize -1").
 fn error_data(index: i32, error: i16) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
         .with_error_code(error)
         .with_high_watermark(-1)
-        .with_records(None)
+        .with_records(Some(Bytes::new()))
 }
 
 pub async fn request(

@@ -77,19 +77,12 @@ pub async fn request(
         }
         waiting.topics.push((topic.name, answers));
     }
-    let mut pending = Pending {
+    let pending = Pending {
         correlation_id,
         version,
         work: Work::ListOffsets(waiting),
     };
-    if to_actor.is_empty() {
-        finish(&mut pending)?;
-    }
-    conn.pending.push_back(pending);
-    for msg in to_actor {
-        conn.to_actor(msg).await;
-    }
-    Ok(())
+    conn.submit(pending, to_actor, finish).await
 }
 
 pub fn complete(pending: &mut Pending, response: &ModelResponse) -> Result<(), String> {

@@ -7,19 +7,22 @@
 //! `socket.request.max.bytes`; at most `queued.max.requests` are in flight; answers go back in
 //! request order (Kafka's rule; clients pipeline). A connection is one client to the actor
 //! (`Address::Client`): the actor's answers come back on the connection's channel and are
-//! matched to the waiting requests — produce and ListOffsets answers by request number, the
-//! others in order of kind; at most one fetch per connection is with the actor at a time (the
-//! model holds one fetch per requester), a later one waits its turn. A malformed, truncated or
+//! matched to the waiting requests — produce and ListOffsets answers by request number,
+//! OffsetForLeaderEpoch answers by partition and epoch asked, the others in order of kind; at
+//! most one fetch per connection is with the actor at a time (the model holds one fetch per
+//! requester), a later one waits its turn. A malformed, truncated or
 //! oversized frame, or an API this broker does not offer, closes the connection with a logged
 //! reason; every other connection goes on.
 
 mod api_versions;
 mod create_topics;
 mod delete_topics;
+mod describe_configs;
 mod fetch;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 use crate::host::roles::{snapshot, Directory, SharedDirectory};
@@ -53,6 +56,8 @@ pub struct FrontEndSettings {
     pub auto_create_topics: bool,
     pub num_partitions: u32,
     pub default_replication_factor: u32,
+    /// The broker's settings as DescribeConfigs reports them.
+    pub configs: Arc<[crate::config::Described]>,
 }
 
 /// One broker's Kafka front end, shared by its client listeners.
@@ -147,7 +152,10 @@ impl FrontEnd {
         };
         let result = loop {
             let room = conn.pending.len() < self.settings.queued_max_requests;
+            let deadline = conn.next_deadline();
             tokio::select! {
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() => conn.expire(),
                 frame = frames.next(), if room => match frame {
                     None => break Ok(()),
                     Some(Err(e)) => break Err(format!("reading a request: {e}")),
@@ -183,6 +191,7 @@ enum Work {
     Produce(produce::Waiting),
     Fetch(fetch::Waiting),
     ListOffsets(list_offsets::Waiting),
+    OffsetForLeaderEpoch(offset_for_leader_epoch::Waiting),
     CreateTopics(create_topics::Waiting),
     DeleteTopics(delete_topics::Waiting),
     InitProducerId,
@@ -256,6 +265,24 @@ impl Connection {
         let _ = self.front_end.inbox.send(event).await;
     }
 
+    /// Queues a request's answer — finished at once by `finish` when nothing goes to the
+    /// actor — and hands the actor the request's messages.
+    async fn submit(
+        &mut self,
+        mut pending: Pending,
+        to_actor: Vec<Message>,
+        finish: fn(&mut Pending) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if to_actor.is_empty() {
+            finish(&mut pending)?;
+        }
+        self.pending.push_back(pending);
+        for msg in to_actor {
+            self.to_actor(msg).await;
+        }
+        Ok(())
+    }
+
     fn answer(&mut self, correlation_id: i32, _api: ApiKey, version: i16, work: Work) {
         self.pending.push_back(Pending {
             correlation_id,
@@ -299,6 +326,9 @@ impl Connection {
             ApiKey::ListOffsets => {
                 list_offsets::request(self, frame, version, correlation_id).await
             }
+            ApiKey::OffsetForLeaderEpoch => {
+                offset_for_leader_epoch::request(self, frame, version, correlation_id).await
+            }
             ApiKey::CreateTopics => {
                 create_topics::request(self, frame, version, correlation_id).await
             }
@@ -308,7 +338,33 @@ impl Connection {
             ApiKey::InitProducerId => {
                 init_producer_id::request(self, frame, version, correlation_id).await
             }
+            ApiKey::DescribeConfigs => {
+                describe_configs::request(self, frame, version, correlation_id)
+            }
             other => Err(format!("{other:?} is not offered by this broker")),
+        }
+    }
+
+    /// The earliest `timeout_ms` deadline of a waiting acks=all produce.
+    fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        self.pending
+            .iter()
+            .filter_map(|p| match &p.work {
+                Work::Produce(waiting) => waiting.deadline,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Answers the acks=all produce requests whose `timeout_ms` is up.
+    fn expire(&mut self) {
+        let now = tokio::time::Instant::now();
+        for pending in &mut self.pending {
+            if matches!(&pending.work, Work::Produce(w) if w.deadline.is_some_and(|d| d <= now)) {
+                if let Err(why) = produce::expire(pending) {
+                    tracing::error!("client {}: {why}", self.client);
+                }
+            }
         }
     }
 
@@ -345,6 +401,10 @@ impl Connection {
                     |_, pending| list_offsets::complete(pending, &response),
                 )
             }
+            Msg::OffsetForLeaderEpochResponse(response) => self.complete_where(
+                |w| matches!(w, Work::OffsetForLeaderEpoch(_)),
+                |_, pending| offset_for_leader_epoch::complete(pending, &response),
+            ),
             Msg::FetchResponse(response) => {
                 self.fetch_with_actor = false;
                 let result = self.complete_first(

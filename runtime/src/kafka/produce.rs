@@ -3,7 +3,10 @@
 //! one response. Checked here, before the protocol sees the batch, as Kafka's broker checks it
 //! on arrival: exactly one v2 batch (INVALID_RECORD otherwise), its CRC-32C (CORRUPT_MESSAGE),
 //! its size against `message.max.bytes` (MESSAGE_TOO_LARGE), the acks value
-//! (INVALID_REQUIRED_ACKS). acks=0 gets no answer at all.
+//! (INVALID_REQUIRED_ACKS). acks=0 gets no answer at all. An acks=all request whose partitions
+//! are not all answered within its `timeout_ms` is answered REQUEST_TIMED_OUT for those, as
+//! Kafka's broker answers it: the outcome is unknown to the client (the records may yet be
+//! committed), and the model's later answer is dropped.
 
 use super::{decode, encode, Answers, Connection, Pending, Work};
 use crate::storage::batch::BatchHeader;
@@ -18,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const MESSAGE_TOO_LARGE: i16 = 10;
+const REQUEST_TIMED_OUT: i16 = 7;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const INVALID_REQUEST: i16 = 42;
 const INVALID_RECORD: i16 = 87;
@@ -28,6 +32,8 @@ pub struct Waiting {
     topics: Answers<TopicName, (i16, i64)>,
     /// Where each partition the actor has sits in `topics`.
     with_actor: Vec<(TopicPartition, usize, usize)>,
+    /// acks=all: when the request's `timeout_ms` is up.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// Checks a partition's records as Kafka does on arrival.
@@ -68,10 +74,12 @@ pub async fn request(
     let number = conn.request_number();
     let directory = conn.directory();
     let max_bytes = conn.front_end.settings.message_max_bytes;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut waiting = Waiting {
         request: number,
         topics: Vec::new(),
         with_actor: Vec::new(),
+        deadline: (acks == Some(Acks::All)).then(|| tokio::time::Instant::now() + timeout),
     };
     let mut to_actor = Vec::new();
     for topic in request.topic_data {
@@ -112,17 +120,13 @@ pub async fn request(
         }
         waiting.topics.push((topic.name, partitions));
     }
-    let answered = acks != Some(Acks::None);
-    if answered {
-        let mut pending = Pending {
+    if acks != Some(Acks::None) {
+        let pending = Pending {
             correlation_id,
             version,
             work: Work::Produce(waiting),
         };
-        if to_actor.is_empty() {
-            finish(&mut pending)?;
-        }
-        conn.pending.push_back(pending);
+        return conn.submit(pending, to_actor, finish).await;
     }
     for msg in to_actor {
         conn.to_actor(msg).await;
@@ -151,6 +155,17 @@ pub fn complete(pending: &mut Pending, response: &ModelResponse) -> Result<(), S
         finish(pending)?;
     }
     Ok(())
+}
+
+/// The request's `timeout_ms` is up: what the actor has not answered is REQUEST_TIMED_OUT.
+pub fn expire(pending: &mut Pending) -> Result<(), String> {
+    let Work::Produce(waiting) = &mut pending.work else {
+        unreachable!("matched by the caller")
+    };
+    for (_, topic, partition) in waiting.with_actor.drain(..) {
+        waiting.topics[topic].1[partition].1 = Some((REQUEST_TIMED_OUT, -1));
+    }
+    finish(pending)
 }
 
 fn finish(pending: &mut Pending) -> Result<(), String> {

@@ -6,7 +6,7 @@
 //! writes them ([`KafkaBatch::with_producer`]), and it computes the CRC again.
 
 use bytes::Bytes;
-use gregor_model::log::{ProducerBatch, RecordBatch};
+use gregor_model::log::{CoordinatorRecord, ProducerBatch, RecordBatch};
 use gregor_model::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -251,6 +251,15 @@ impl RecordBatch for KafkaBatch {
 
     fn with_producer(&self, producer: ProducerBatch) -> KafkaBatch {
         KafkaBatch::with_producer(self, producer)
+    }
+
+    fn coordinator(records: Vec<CoordinatorRecord>) -> KafkaBatch {
+        KafkaBatch::new(super::coordinator::encode_batch(&records))
+            .expect("an encoded batch is well formed")
+    }
+
+    fn coordinator_records(&self) -> Option<Vec<CoordinatorRecord>> {
+        super::coordinator::decode_batch(&self.0)
     }
 }
 

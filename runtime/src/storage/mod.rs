@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod coordinator;
 mod data_dir;
 mod index;
 mod log;

@@ -1,0 +1,356 @@
+//! End-to-end, over the Kafka port: OffsetForLeaderEpoch as a consumer sends it (KIP-320) —
+//! where the epoch of its last record ends, fenced by its current leader epoch — in the plain
+//! (v2) and the flexible (v4) encoding; and an acks=all produce that its followers cannot
+//! acknowledge in time, answered REQUEST_TIMED_OUT at its `timeout_ms`; a fetch answered with
+//! errors; and a broker's `--trace` file.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{connect, gregor_bounded, read_frame, Cluster};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+/// Sends `body` as API `R` at `version` and decodes the answer.
+fn call<R: Request + Encodable>(
+    stream: &mut TcpStream,
+    body: &R,
+    version: i16,
+    correlation_id: i32,
+) -> R::Response {
+    let api = ApiKey::try_from(R::KEY).unwrap();
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    let mut message = BytesMut::new();
+    header
+        .encode(&mut message, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut message, version).unwrap();
+    let mut frame = (message.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&message);
+    stream.write_all(&frame).unwrap();
+    let mut answer = Bytes::from(read_frame(stream, &format!("{api:?} v{version}")));
+    let header = ResponseHeader::decode(&mut answer, api.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id);
+    R::Response::decode(&mut answer, version).unwrap()
+}
+
+fn ask(topic: &str, current: i32, epoch: i32) -> OffsetForLeaderEpochRequest {
+    OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])])
+}
+
+/// (error code, leader epoch, end offset) of the one partition answered.
+fn answer(response: &OffsetForLeaderEpochResponse) -> (i16, i32, i64) {
+    let p = &response.topics[0].partitions[0];
+    (p.error_code, p.leader_epoch, p.end_offset)
+}
+
+/// Creates a topic with `gregor topics create`.
+fn create_topic(bootstrap: &str, name: &str, replication_factor: u32) {
+    let rf = replication_factor.to_string();
+    let (status, text) = gregor_bounded(
+        &[
+            "topics",
+            "create",
+            name,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            &rf,
+            "--bootstrap-server",
+            bootstrap,
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "topics create: {text}");
+}
+
+/// The topic's partition 0: its leader's node id and leader epoch.
+fn leader(stream: &mut TcpStream, topic: &str) -> (i32, i32) {
+    let topics = vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+    ];
+    let metadata: MetadataResponse = call(
+        stream,
+        &MetadataRequest::default().with_topics(Some(topics)),
+        12,
+        1,
+    );
+    let partition = &metadata.topics[0].partitions[0];
+    (partition.leader_id.0, partition.leader_epoch)
+}
+
+/// An acks=all Produce of one record to partition 0.
+fn produce_one(topic: &str, timeout_ms: i32) -> ProduceRequest {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut batch = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut batch, &[record], &options).unwrap();
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.freeze()))])])
+}
+
+fn signal(signal: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[test]
+fn an_acks_all_produce_its_followers_cannot_acknowledge_times_out_at_its_timeout() {
+    // Followers leave the ISR only after a minute: a stopped follower holds the HW back.
+    let mut cluster = Cluster::start_with("produce-timeout", 2, &["replica.lag.time.max.ms=60000"]);
+    let bootstrap = cluster.bootstrap.clone();
+    create_topic(&bootstrap, "slow", 2);
+    let mut stream = connect(&bootstrap);
+    let (leader_id, _) = leader(&mut stream, "slow");
+    assert!(leader_id == 1 || leader_id == 2, "leader {leader_id}");
+    let mut stream = connect(&cluster.brokers[leader_id as usize - 1]);
+    // Both replicas in sync: an acks=all record is acknowledged.
+    let response: ProduceResponse = call(&mut stream, &produce_one("slow", 30_000), 9, 2);
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    // pids: the controller, broker 1, broker 2.
+    let follower = cluster.pids[if leader_id == 1 { 2 } else { 1 }];
+    signal("-STOP", follower);
+    let started = Instant::now();
+    let response: ProduceResponse = call(&mut stream, &produce_one("slow", 500), 9, 3);
+    let waited = started.elapsed();
+    signal("-CONT", follower);
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 7,
+        "REQUEST_TIMED_OUT"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "answered after {waited:?}"
+    );
+    // The follower back, the next one is acknowledged, after the timed-out one (which the
+    // leader kept: its outcome was unknown to the client, not refused).
+    let response: ProduceResponse = call(&mut stream, &produce_one("slow", 30_000), 9, 4);
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!((answer.error_code, answer.base_offset), (0, 2));
+    assert!(cluster.stop().success());
+}
+
+#[test]
+fn offset_for_leader_epoch_answers_a_consumer_and_fences_its_epoch() {
+    let mut cluster = Cluster::start("kafka-api");
+    let bootstrap = cluster.bootstrap.clone();
+    create_topic(&bootstrap, "epochs", 1);
+    let mut produce = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["produce", "epochs", "--bootstrap-server", &bootstrap])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    produce
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a\nb\nc\n")
+        .unwrap();
+    let output = produce.wait_with_output().unwrap();
+    assert!(output.status.success(), "produce: {output:?}");
+
+    let mut stream = connect(&bootstrap);
+    let (_, epoch) = leader(&mut stream, "epochs");
+    assert!(epoch >= 0, "leader epoch {epoch}");
+
+    // The current epoch ends at the HW: the three records acknowledged.
+    for (version, id) in [(2, 2), (4, 3)] {
+        let response = call(&mut stream, &ask("epochs", epoch, epoch), version, id);
+        assert_eq!(answer(&response), (0, epoch, 3), "v{version}");
+    }
+    // A consumer that claims a newer leader epoch than the broker knows is told so.
+    let response = call(&mut stream, &ask("epochs", epoch + 1, epoch), 4, 4);
+    assert_eq!(answer(&response).0, UNKNOWN_LEADER_EPOCH);
+    // An unknown topic.
+    let response = call(&mut stream, &ask("no-such-topic", -1, 0), 4, 5);
+    assert_eq!(answer(&response), (UNKNOWN_TOPIC_OR_PARTITION, -1, -1));
+    assert!(cluster.stop().success());
+}
+
+/// Kills a child process when dropped (a test that fails part-way leaves no broker behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `gregor broker --trace FILE` writes one JSON line per step of its actor: the actor, the
+/// event in (its start, a message and whom from, a timer), the commands out. Broker 1 of a
+/// cluster is restarted from its properties file under `--trace`; a topic created through it
+/// shows in the trace as the controller's messages.
+#[test]
+fn a_broker_traces_every_step_as_json_lines() {
+    let mut cluster = Cluster::start("trace");
+    let broker_pid = cluster.pids[1].to_string();
+    let status = Command::new("kill").args(["-KILL", &broker_pid]).status();
+    assert!(status.is_ok_and(|s| s.success()));
+    let trace = cluster.dir().join("broker-1.trace");
+    let config = cluster.dir().join("broker-1.properties");
+    let log = std::fs::File::create(cluster.dir().join("broker-1-traced.log")).unwrap();
+    let broker = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .arg("broker")
+        .arg("--config")
+        .arg(&config)
+        .arg("--trace")
+        .arg(&trace)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the broker restarts");
+    let mut broker = KillOnDrop(broker);
+    // The broker listens where it did (its file has the ports it bound); it may take a moment
+    // to register again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, printed) = gregor_bounded(
+            &[
+                "topics",
+                "create",
+                "traced",
+                "--partitions",
+                "2",
+                "--bootstrap-server",
+                &cluster.bootstrap,
+            ],
+            Duration::from_secs(30),
+        );
+        if status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topics create through the traced broker: {printed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stop = Command::new("kill").arg(broker.0.id().to_string()).status();
+    assert!(stop.is_ok_and(|s| s.success()));
+    let stopped = common::wait_bounded(&mut broker.0, Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}");
+
+    let text = std::fs::read_to_string(&trace).expect("the trace file");
+    let steps: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(steps.len() > 2, "{text}");
+    for step in &steps {
+        for key in ["actor", "event", "commands"] {
+            assert!(step.get(key).is_some(), "no {key} in {step}");
+        }
+    }
+    assert_eq!(steps[0]["event"], "Start", "{}", steps[0]);
+    let from_controller = steps
+        .iter()
+        .filter(|step| step["event"]["Message"]["from"] == "Controller")
+        .count();
+    assert!(
+        from_controller > 0,
+        "no message from the controller in:\n{text}"
+    );
+    cluster.stop();
+}
+
+/// Fetch v12 of an offset past the log end and of a partition the topic does not have: each
+/// answered with its error and an empty (not null) records field, as Kafka answers — librdkafka
+/// refuses a null one ("invalid MessageSetSize -1") and never sees the error.
+#[test]
+fn a_fetch_answered_with_errors_carries_empty_records() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    let cluster = Cluster::start("fetch-errors");
+    create_topic(&cluster.bootstrap, "fe", 1);
+    let mut stream = connect(&cluster.bootstrap);
+    let partition = |index: i32| {
+        FetchPartition::default()
+            .with_partition(index)
+            .with_fetch_offset(100)
+            .with_partition_max_bytes(1 << 20)
+    };
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("fe")))
+            .with_partitions(vec![partition(0), partition(7)])]);
+    let response = call(&mut stream, &request, 12, 9);
+    let answered: Vec<(i32, i16, Option<usize>)> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.error_code,
+                p.records.as_ref().map(Bytes::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        vec![(0, 1, Some(0)), (7, UNKNOWN_TOPIC_OR_PARTITION, Some(0))],
+        "OFFSET_OUT_OF_RANGE and UNKNOWN_TOPIC_OR_PARTITION, records empty"
+    );
+}
