@@ -16,7 +16,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const API_VERSIONS: i16 = 18;
-const OFFSET_FETCH: i16 = 9;
+const ADD_PARTITIONS_TO_TXN: i16 = 24;
 const UNSUPPORTED_VERSION: i16 = 35;
 
 /// An ApiVersions answer: header v0 (just the correlation id), then error code and api_keys
@@ -175,14 +175,17 @@ fn bad_input_on_some_connections_leaves_the_broker_serving_the_others() {
         outcomes.push((what.to_string(), outcome(&mut s, what)));
     }
 
-    // 2e. A real Kafka API the broker does not offer: OffsetFetch v1 (group "g", no topics).
+    // 2e. A real Kafka API the broker does not offer: AddPartitionsToTxn v0 (transactions are
+    // out of scope): transactional id "t", producer id 1, epoch 0, no topics.
     {
-        let what = "OffsetFetch v1 (not offered)";
+        let what = "AddPartitionsToTxn v0 (not offered)";
         let mut s = connect(&address);
         let mut body = 1i16.to_be_bytes().to_vec();
-        body.push(b'g');
+        body.push(b't');
+        body.extend_from_slice(&1i64.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
         body.extend_from_slice(&0i32.to_be_bytes());
-        s.write_all(&request(OFFSET_FETCH, 1, 5, "t", &body))
+        s.write_all(&request(ADD_PARTITIONS_TO_TXN, 0, 5, "t", &body))
             .unwrap();
         outcomes.push((what.to_string(), outcome(&mut s, what)));
     }

@@ -354,3 +354,134 @@ fn a_fetch_answered_with_errors_carries_empty_records() {
         "OFFSET_OUT_OF_RANGE and UNKNOWN_TOPIC_OR_PARTITION, records empty"
     );
 }
+
+/// The group APIs on the wire, against one broker: a transaction coordinator is refused; the
+/// first FindCoordinator creates `__consumer_offsets` and its broker becomes the coordinator;
+/// OffsetCommit refuses, per partition, unknown partitions and oversized metadata and commits
+/// the rest, which OffsetFetch v8 returns with their metadata; a JoinGroup v5 without a member
+/// id gets MEMBER_ID_REQUIRED and an id; a client's produce to `__consumer_offsets` is refused;
+/// DeleteGroups deletes the group and says GROUP_ID_NOT_FOUND for an unknown one.
+#[test]
+fn group_apis_answer_as_kafka_does() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use kafka_protocol::messages::{
+        DeleteGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest,
+        OffsetCommitRequest, OffsetFetchRequest,
+    };
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    let text = |s: &str| StrBytes::from_string(s.to_string());
+    let mut cluster = Cluster::start("group-apis");
+    create_topic(&cluster.bootstrap, "gt", 1);
+    let mut stream = connect(&cluster.bootstrap);
+
+    let transactional = FindCoordinatorRequest::default()
+        .with_key(text("tx"))
+        .with_key_type(1);
+    let answer = call(&mut stream, &transactional, 3, 1);
+    assert_eq!(answer.error_code, 42, "INVALID_REQUEST: {answer:?}");
+
+    let find = FindCoordinatorRequest::default().with_coordinator_keys(vec![text("wg")]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        let answer = call(&mut stream, &find, 4, 2);
+        let found = answer.coordinators[0].clone();
+        if found.error_code == 0 {
+            break found;
+        }
+        assert_eq!(found.error_code, COORDINATOR_NOT_AVAILABLE, "{found:?}");
+        assert!(Instant::now() < deadline, "no coordinator within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(found.node_id.0, 1, "{found:?}");
+
+    let partition = |index: i32, offset: i64, metadata: &str| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(offset)
+            .with_committed_metadata(Some(text(metadata)))
+    };
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(text("wg")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(text("gt")))
+                .with_partitions(vec![
+                    partition(0, 5, "five"),
+                    partition(9, 1, ""),
+                    partition(0, 6, &"x".repeat(5000)),
+                ]),
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(text("nosuch")))
+                .with_partitions(vec![partition(0, 1, "")]),
+        ]);
+    let answer = call(&mut stream, &commit, 8, 3);
+    let codes: Vec<Vec<i16>> = answer
+        .topics
+        .iter()
+        .map(|t| t.partitions.iter().map(|p| p.error_code).collect())
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            vec![0, UNKNOWN_TOPIC_OR_PARTITION, 12],
+            vec![UNKNOWN_TOPIC_OR_PARTITION]
+        ],
+        "committed, UNKNOWN_TOPIC_OR_PARTITION, OFFSET_METADATA_TOO_LARGE"
+    );
+
+    let fetch = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(text("wg")))
+        .with_topics(None)]);
+    let answer = call(&mut stream, &fetch, 8, 4);
+    let group = &answer.groups[0];
+    assert_eq!(group.error_code, 0, "{answer:?}");
+    let committed: Vec<(String, i32, i64, Option<String>)> = group
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.metadata.as_ref().map(|m| m.to_string()),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        committed,
+        vec![("gt".into(), 0, 5, Some("five".into()))],
+        "{answer:?}"
+    );
+
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(text("wg2")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(text("consumer"))
+        .with_protocols(vec![
+            kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(text("range")),
+        ]);
+    let answer = call(&mut stream, &join, 5, 5);
+    assert_eq!(answer.error_code, 79, "MEMBER_ID_REQUIRED: {answer:?}");
+    assert!(answer.member_id.starts_with("test-"), "{answer:?}");
+
+    let answer = call(&mut stream, &produce_one("__consumer_offsets", 5000), 9, 6);
+    let code = answer.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 17, "INVALID_TOPIC_EXCEPTION");
+
+    let delete = DeleteGroupsRequest::default()
+        .with_groups_names(vec![GroupId(text("wg")), GroupId(text("nothere"))]);
+    let answer = call(&mut stream, &delete, 2, 7);
+    let codes: Vec<i16> = answer.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, 69], "deleted, GROUP_ID_NOT_FOUND");
+    let answer = call(&mut stream, &fetch, 8, 8);
+    assert!(answer.groups[0].topics.is_empty(), "{answer:?}");
+    cluster.stop();
+}

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     NotLeaderOrFollower,
     /// REQUEST_TIMED_OUT (7).
     RequestTimedOut,
+    /// INVALID_TOPIC_EXCEPTION (17): a client's produce to an internal topic.
+    InvalidTopic,
     /// NOT_ENOUGH_REPLICAS (19): acks=all and the ISR is smaller than min.insync.replicas.
     NotEnoughReplicas,
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (20): the ISR shrank below min.insync.replicas while
@@ -105,6 +107,7 @@ impl ErrorCode {
             ErrorCode::InvalidGroupId => "INVALID_GROUP_ID",
             ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
             ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
+            ErrorCode::InvalidTopic => "INVALID_TOPIC_EXCEPTION",
             ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
             ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
@@ -143,6 +146,7 @@ impl ErrorCode {
             ErrorCode::InvalidGroupId => 24,
             ErrorCode::NonEmptyGroup => 68,
             ErrorCode::GroupIdNotFound => 69,
+            ErrorCode::InvalidTopic => 17,
             ErrorCode::InconsistentGroupProtocol => 23,
             ErrorCode::UnknownMemberId => 25,
             ErrorCode::InvalidSessionTimeout => 26,

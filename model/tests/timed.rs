@@ -40,3 +40,8 @@ fn a_produce_retried_after_a_lost_answer_is_written_once_with_idempotence() {
 fn a_group_survives_its_coordinators_crash() {
     scenarios::a_group_survives_its_coordinators_crash(&setup());
 }
+
+#[test]
+fn a_commit_to_a_group_without_members_is_kept() {
+    scenarios::a_commit_to_a_group_without_members_is_kept(&setup());
+}

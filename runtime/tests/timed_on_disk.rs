@@ -48,3 +48,9 @@ fn a_group_survives_its_coordinators_crash() {
     let root = tempfile::tempdir().unwrap();
     scenarios::a_group_survives_its_coordinators_crash(&setup(root.path()));
 }
+
+#[test]
+fn a_commit_to_a_group_without_members_is_kept() {
+    let root = tempfile::tempdir().unwrap();
+    scenarios::a_commit_to_a_group_without_members_is_kept(&setup(root.path()));
+}

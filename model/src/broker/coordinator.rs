@@ -192,8 +192,16 @@ pub(super) fn on_high_watermark<L: ReplicaLog>(
                 }
             }
             WriteKind::Commit { reply, offsets } => {
-                if let Some(group) = group {
-                    group.offsets_stored(offsets);
+                // A commit to a group with no members (an admin's, or a consumer's that assigns
+                // its partitions itself) finds none: its group was vacant, so it was not kept.
+                if !offsets.is_empty() {
+                    let epoch = coordinator.epoch;
+                    let id = &write.group;
+                    coordinator
+                        .groups
+                        .entry(id.clone())
+                        .or_insert_with(|| Group::new(id.clone(), epoch, config.groups))
+                        .offsets_stored(offsets);
                 }
                 respond(reply, &write.group, GroupAnswer::OffsetCommit(Ok(())), out);
             }

@@ -135,6 +135,8 @@ fn not_leading<L: ReplicaLog>(state: &BrokerState<L>, tp: TopicPartition) -> Err
 /// min.insync.replicas members; an idempotent producer's batch is checked against its
 /// sequence numbers (a retried batch gets its first offset back, once committed for acks=all).
 /// Otherwise appended, stamped with the leader epoch, and flushed if the flush policy says so.
+/// `__consumer_offsets` takes only its coordinator's records: a client's produce to it is
+/// INVALID_TOPIC_EXCEPTION, as in Kafka.
 pub(super) fn on_produce<L: ReplicaLog>(
     config: &BrokerConfig,
     state: &mut Cow<BrokerState<L>>,
@@ -153,6 +155,9 @@ pub(super) fn on_produce<L: ReplicaLog>(
         _ => return respond(out, Err(not_leading(state, tp))),
     };
     let leader = replica.leader().expect("checked");
+    if super::coordinator::is_offsets_partition(state, tp) {
+        return respond(out, Err(ErrorCode::InvalidTopic));
+    }
     if request.acks == Acks::All && (leader.isr.len() as u32) < replica.min_insync_replicas {
         return respond(out, Err(ErrorCode::NotEnoughReplicas));
     }

@@ -573,3 +573,35 @@ pub fn a_group_survives_its_coordinators_crash<L: ReplicaLog>(setup: &Setup<L>) 
         "the refused commit changed nothing"
     );
 }
+
+/// A commit without member or generation (an admin's, or a consumer's that assigns partitions
+/// itself) to a group the coordinator does not hold: kept once committed, and returned by
+/// OffsetFetch, though the group has no members; DeleteGroups removes it.
+pub fn a_commit_to_a_group_without_members_is_kept<L: ReplicaLog>(setup: &Setup<L>) {
+    let mut sim = cluster(setup);
+    let coordinator = find_coordinator(&mut sim, BrokerId(1), ms(5_000));
+    let committed = CommittedOffset {
+        offset: 7,
+        leader_epoch: None,
+        metadata: String::new(),
+    };
+    let partition = ("orders".to_string(), 1);
+    let commit = GroupOp::OffsetCommit(OffsetCommit {
+        member_id: None,
+        instance_id: None,
+        generation: -1,
+        offsets: vec![(partition.clone(), committed.clone())],
+    });
+    let (_, answer) = group_request(&mut sim, coordinator, 1, commit, ms(100));
+    assert_eq!(answer, GroupAnswer::OffsetCommit(Ok(())));
+    let fetch = GroupOp::OffsetFetch(None);
+    let (_, answer) = group_request(&mut sim, coordinator, 2, fetch.clone(), ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::OffsetFetch(vec![(partition, Some(committed))])
+    );
+    let (_, answer) = group_request(&mut sim, coordinator, 3, GroupOp::Delete, ms(100));
+    assert_eq!(answer, GroupAnswer::Delete(Ok(())));
+    let (_, answer) = group_request(&mut sim, coordinator, 4, fetch, ms(100));
+    assert_eq!(answer, GroupAnswer::OffsetFetch(Vec::new()));
+}

@@ -25,6 +25,16 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::DeleteTopics => (1, 6),
         ApiKey::InitProducerId => (0, 4),
         ApiKey::DescribeConfigs => (1, 4),
+        ApiKey::FindCoordinator => (0, 4),
+        ApiKey::JoinGroup => (0, 9),
+        ApiKey::SyncGroup => (0, 5),
+        ApiKey::Heartbeat => (0, 4),
+        ApiKey::LeaveGroup => (0, 5),
+        ApiKey::OffsetCommit => (2, 8),
+        ApiKey::OffsetFetch => (1, 8),
+        ApiKey::ListGroups => (0, 5),
+        ApiKey::DescribeGroups => (0, 5),
+        ApiKey::DeleteGroups => (0, 2),
         _ => return None,
     })
 }

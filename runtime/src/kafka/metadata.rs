@@ -5,6 +5,7 @@
 //! LEADER_NOT_AVAILABLE meanwhile, as Kafka does; the client asks again.
 
 use super::{decode, encode, uuid, Connection, Pending, Work};
+use gregor_model::config::OFFSETS_TOPIC;
 use gregor_model::controller::is_legal_topic_name;
 use gregor_model::message::{MetadataResponse as ModelResponse, Msg, NewTopic};
 use gregor_model::types::BrokerId;
@@ -131,6 +132,7 @@ pub fn complete(
                     .collect();
                 let mut topic = MetadataResponseTopic::default()
                     .with_name(topic_name)
+                    .with_is_internal(name == OFFSETS_TOPIC)
                     .with_partitions(partitions);
                 if version >= 10 {
                     if let Some(found) = directory.topics.get(name) {

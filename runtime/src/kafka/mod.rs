@@ -7,8 +7,9 @@
 //! `socket.request.max.bytes`; at most `queued.max.requests` are in flight; answers go back in
 //! request order (Kafka's rule; clients pipeline). A connection is one client to the actor
 //! (`Address::Client`): the actor's answers come back on the connection's channel and are
-//! matched to the waiting requests — produce and ListOffsets answers by request number,
-//! OffsetForLeaderEpoch answers by partition and epoch asked, the others in order of kind; at
+//! matched to the waiting requests — produce, ListOffsets, FindCoordinator, ListGroups and group
+//! answers by request number, OffsetForLeaderEpoch answers by partition and epoch asked, the
+//! others in order of kind; at
 //! most one fetch per connection is with the actor at a time (the model holds one fetch per
 //! requester), a later one waits its turn. A malformed, truncated or
 //! oversized frame, or an API this broker does not offer, closes the connection with a logged
@@ -16,14 +17,25 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod groups;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use crate::host::roles::{snapshot, Directory, SharedDirectory};
 use crate::host::{Event, Message};
@@ -195,6 +207,10 @@ enum Work {
     CreateTopics(create_topics::Waiting),
     DeleteTopics(delete_topics::Waiting),
     InitProducerId,
+    FindCoordinator(find_coordinator::Waiting),
+    ListGroups(list_groups::Waiting),
+    /// A request to one or more groups' coordinators.
+    Group(groups::Waiting),
 }
 
 /// What an answer to an admin request (forwarded to the controller) completes.
@@ -317,7 +333,7 @@ impl Connection {
             ));
         }
         let header_version = api.request_header_version(version);
-        let _header = RequestHeader::decode(&mut frame, header_version)
+        let header = RequestHeader::decode(&mut frame, header_version)
             .map_err(|e| format!("a malformed {api:?} request header: {e}"))?;
         match api {
             ApiKey::Metadata => metadata::request(self, frame, version, correlation_id).await,
@@ -341,29 +357,58 @@ impl Connection {
             ApiKey::DescribeConfigs => {
                 describe_configs::request(self, frame, version, correlation_id)
             }
+            ApiKey::FindCoordinator => {
+                find_coordinator::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::JoinGroup => {
+                let client_id = header.client_id.as_deref().unwrap_or("");
+                join_group::request(self, frame, version, correlation_id, client_id).await
+            }
+            ApiKey::SyncGroup => sync_group::request(self, frame, version, correlation_id).await,
+            ApiKey::Heartbeat => heartbeat::request(self, frame, version, correlation_id).await,
+            ApiKey::LeaveGroup => leave_group::request(self, frame, version, correlation_id).await,
+            ApiKey::OffsetCommit => {
+                offset_commit::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::OffsetFetch => {
+                offset_fetch::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::ListGroups => list_groups::request(self, frame, version, correlation_id).await,
+            ApiKey::DescribeGroups => {
+                describe_groups::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::DeleteGroups => {
+                delete_groups::request(self, frame, version, correlation_id).await
+            }
             other => Err(format!("{other:?} is not offered by this broker")),
         }
     }
 
-    /// The earliest `timeout_ms` deadline of a waiting acks=all produce.
+    /// The earliest deadline of a waiting acks=all produce (its `timeout_ms`) or group write
+    /// (`offsets.commit.timeout.ms`).
     fn next_deadline(&self) -> Option<tokio::time::Instant> {
         self.pending
             .iter()
             .filter_map(|p| match &p.work {
                 Work::Produce(waiting) => waiting.deadline,
+                Work::Group(waiting) => waiting.deadline,
                 _ => None,
             })
             .min()
     }
 
-    /// Answers the acks=all produce requests whose `timeout_ms` is up.
+    /// Answers the acks=all produce requests and group writes whose deadline is up.
     fn expire(&mut self) {
         let now = tokio::time::Instant::now();
+        let due = |d: Option<tokio::time::Instant>| d.is_some_and(|d| d <= now);
         for pending in &mut self.pending {
-            if matches!(&pending.work, Work::Produce(w) if w.deadline.is_some_and(|d| d <= now)) {
-                if let Err(why) = produce::expire(pending) {
-                    tracing::error!("client {}: {why}", self.client);
-                }
+            let result = match &pending.work {
+                Work::Produce(w) if due(w.deadline) => produce::expire(pending),
+                Work::Group(w) if due(w.deadline) => groups::expire(pending),
+                _ => Ok(()),
+            };
+            if let Err(why) = result {
+                tracing::error!("client {}: {why}", self.client);
             }
         }
     }
@@ -432,6 +477,21 @@ impl Connection {
             Msg::InitProducerIdResponse(result) => self.complete_first(
                 |w| matches!(w, Work::InitProducerId),
                 |_, pending| init_producer_id::complete(pending, result),
+            ),
+            Msg::FindCoordinatorResponse {
+                request,
+                coordinators,
+            } => self.complete_first(
+                |w| matches!(w, Work::FindCoordinator(f) if f.request == request),
+                |conn, pending| find_coordinator::complete(conn, pending, &coordinators),
+            ),
+            Msg::ListGroupsResponse { request, groups } => self.complete_first(
+                |w| matches!(w, Work::ListGroups(l) if l.request == request),
+                |_, pending| list_groups::complete(pending, &groups),
+            ),
+            Msg::GroupResponse(response) => self.complete_where(
+                |w| matches!(w, Work::Group(g) if g.waits_for(response.request)),
+                |_, pending| groups::complete(pending, &response),
             ),
             _ => Ok(()),
         };
