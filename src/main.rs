@@ -13,6 +13,7 @@ mod check;
 mod client;
 mod cluster;
 mod flags;
+mod groups;
 mod shorten;
 mod specs;
 mod tools;
@@ -75,6 +76,11 @@ enum Command {
     Topics {
         #[command(subcommand)]
         command: tools::TopicsCommand,
+    },
+    /// List, describe, reset the offsets of, or delete consumer groups.
+    Groups {
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
     },
     /// Produce stdin's lines as records; prints PARTITION@OFFSET per record.
     Produce(tools::ProduceArgs),
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Topics { command } => return tools::topics(command),
+        Command::Groups { command } => return groups::run(command),
         Command::Produce(args) => return tools::produce(args),
         Command::Consume(args) => return tools::consume(args),
         Command::Bench { command } => return bench::run(command),

@@ -34,7 +34,7 @@ pub struct Connect {
 }
 
 impl Connect {
-    fn client(&self) -> Client {
+    pub fn client(&self) -> Client {
         Client::new(
             &self.bootstrap_server,
             Duration::from_millis(self.request_timeout_ms.max(1)),
@@ -156,7 +156,7 @@ pub fn parse_config(s: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
-fn block_on(future: impl std::future::Future<Output = Result<bool>>) -> ExitCode {
+pub fn block_on(future: impl std::future::Future<Output = Result<bool>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

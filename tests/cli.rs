@@ -102,6 +102,36 @@ fn bad_usage_exits_2_naming_the_flag() {
 }
 
 #[test]
+fn groups_reset_offsets_needs_one_target_and_valid_times() {
+    let reset = ["groups", "reset-offsets", "g", "--topic", "t"];
+    let output = gregor(&reset);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--to-offset"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = gregor(&[&reset[..], &["--to-earliest", "--to-latest"]].concat());
+    assert_eq!(output.status.code(), Some(2), "only one target");
+
+    let output = gregor(&[&reset[..], &["--to-datetime", "yesterday"]].concat());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("RFC 3339"), "{}", stderr(&output));
+
+    let output = gregor(&[&reset[..], &["--by-duration", "two days"]].concat());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("ISO 8601"), "{}", stderr(&output));
+
+    let output = gregor(&[&reset[..], &["--to-latest", "--dry-run", "--execute"]].concat());
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--dry-run and --execute conflict"
+    );
+}
+
+#[test]
 fn check_files_are_compared_with_their_expectation() {
     let dir = temp_dir("specs");
     write_small_check(

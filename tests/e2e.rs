@@ -59,6 +59,21 @@ fn admin_clients_describe_configs() {
     scenario("admin_configs.py");
 }
 
+/// Consumer groups with confluent-kafka, kafka-python and kcat: two consumers split the
+/// partitions, commit, one leaves and the other takes over; a group rewound with the client's
+/// own API re-reads exactly the records from there.
+#[test]
+fn consumer_groups_with_real_clients() {
+    scenario("groups.py");
+}
+
+/// The group coordinator's broker killed mid-consumption: the consumer goes on with the new
+/// coordinator, nothing skipped, nothing committed lost.
+#[test]
+fn a_group_survives_its_coordinators_death() {
+    scenario("group_failover.py");
+}
+
 /// librdkafka's own test suite: the tests of `tests/librdkafka/passing.txt`, one at a time
 /// (`test-runner -p1 -Q -E -L`), against a 3-broker cluster in librdkafka's default test
 /// scenario; the runner is built from the librdkafka source in the rdkafka-sys crate.

@@ -51,6 +51,12 @@ pub fn client_versions(key: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::ListOffsets => 1..=8,
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
+        ApiKey::FindCoordinator => 1..=4,
+        ApiKey::ListGroups => 0..=5,
+        ApiKey::DescribeGroups => 0..=5,
+        ApiKey::OffsetFetch => 1..=8,
+        ApiKey::OffsetCommit => 2..=8,
+        ApiKey::DeleteGroups => 0..=2,
         _ => return None,
     })
 }
@@ -172,6 +178,9 @@ pub fn retriable_code(code: i16) -> bool {
         | 6  // NOT_LEADER_OR_FOLLOWER
         | 7  // REQUEST_TIMED_OUT
         | 13 // NETWORK_EXCEPTION
+        | 14 // COORDINATOR_LOAD_IN_PROGRESS
+        | 15 // COORDINATOR_NOT_AVAILABLE: __consumer_offsets is being created, or has no leader
+        | 16 // NOT_COORDINATOR: the coordinator moved; look it up again
         | 19 // NOT_ENOUGH_REPLICAS
         | 20 // NOT_ENOUGH_REPLICAS_AFTER_APPEND
         | 41 // NOT_CONTROLLER: CreateTopics/DeleteTopics went to a broker that just lost the role
