@@ -401,6 +401,10 @@ fn on_forward<B: Clone>(
             .iter()
             .map(|name| delete_topic(state, name, &mut changes))
             .collect(),
+        AdminRequest::CreatePartitions(topics) => topics
+            .iter()
+            .map(|(name, count)| create_partitions(state, name, *count, &mut changes))
+            .collect(),
     };
     if !changes.is_empty() {
         out.save(state.as_ref().clone());
@@ -468,23 +472,7 @@ fn create_topic(
     next.topics_created += 1;
     let id = TopicId(next.topics_created);
     let partitions = (0..topic.partitions)
-        .map(|index| {
-            let replicas: Vec<BrokerId> = (0..topic.replication_factor as usize)
-                .map(|j| live[(index as usize + j) % live.len()])
-                .collect();
-            PartitionState {
-                topic_partition: TopicPartition {
-                    topic_id: id,
-                    partition: index,
-                },
-                leader: Some(replicas[0]),
-                leader_epoch: LeaderEpoch(0),
-                isr: replicas.iter().copied().collect(),
-                partition_epoch: PartitionEpoch(0),
-                leader_recovery: LeaderRecovery::Recovered,
-                replicas,
-            }
-        })
+        .map(|index| placed(id, index, topic.replication_factor as usize, &live))
         .collect();
     let info = TopicInfo {
         name: topic.name.clone(),
@@ -498,6 +486,82 @@ fn create_topic(
     TopicResult {
         name: topic.name.clone(),
         result: Ok(id),
+    }
+}
+
+/// CreatePartitions for one topic: it grows to `count` partitions, each new one placed over the
+/// sorted live brokers as a new topic's are, with the topic's replication factor. Refused for a
+/// count that does not grow the topic (INVALID_PARTITIONS), more replicas than live brokers
+/// (INVALID_REPLICATION_FACTOR), and `__consumer_offsets`, whose partition count places every
+/// group (INVALID_TOPIC_EXCEPTION). Every broker learns of the new partitions as of leader
+/// changes.
+fn create_partitions(
+    state: &mut Cow<ControllerState>,
+    name: &str,
+    count: u32,
+    changes: &mut Changes,
+) -> TopicResult {
+    let refused = |error| TopicResult {
+        name: name.to_string(),
+        result: Err(error),
+    };
+    let Some(topic) = state.topic_named(name) else {
+        return refused(ErrorCode::UnknownTopicOrPartition);
+    };
+    let id = topic.info.id;
+    let current = topic.info.partitions;
+    let replication_factor = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let live: Vec<BrokerId> = state
+        .brokers
+        .iter()
+        .filter(|(_, r)| r.alive)
+        .map(|(id, _)| *id)
+        .collect();
+    if name == crate::config::OFFSETS_TOPIC {
+        return refused(ErrorCode::InvalidTopic);
+    }
+    if count <= current || count > 1 << 20 {
+        return refused(ErrorCode::InvalidPartitions);
+    }
+    if replication_factor > live.len() {
+        return refused(ErrorCode::InvalidReplicationFactor);
+    }
+    let next = state.to_mut();
+    let topic = next.topics.get_mut(&id).expect("found above");
+    for index in current..count {
+        let partition = placed(id, index, replication_factor, &live);
+        changes.leaders.insert(partition.topic_partition);
+        topic.partitions.push(partition);
+    }
+    topic.info.partitions = count;
+    TopicResult {
+        name: name.to_string(),
+        result: Ok(id),
+    }
+}
+
+/// A new partition, placed over the sorted live brokers: replica j on broker (index + j) mod n;
+/// the first replica leads, every replica is in the ISR, leader and partition epochs 0.
+fn placed(
+    topic_id: TopicId,
+    index: u32,
+    replication_factor: usize,
+    live: &[BrokerId],
+) -> PartitionState {
+    let replicas: Vec<BrokerId> = (0..replication_factor)
+        .map(|j| live[(index as usize + j) % live.len()])
+        .collect();
+    PartitionState {
+        topic_partition: TopicPartition {
+            topic_id,
+            partition: index,
+        },
+        leader: Some(replicas[0]),
+        leader_epoch: LeaderEpoch(0),
+        isr: replicas.iter().copied().collect(),
+        partition_epoch: PartitionEpoch(0),
+        leader_recovery: LeaderRecovery::Recovered,
+        replicas,
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Member<R> {
     /// `group.instance.id` of a static member.
     pub instance_id: Option<String>,
     pub client_id: String,
+    /// Where its connection came from, as DescribeGroups shows it (Kafka: `/127.0.0.1`).
+    pub client_host: String,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     /// In the member's order of preference.
@@ -87,6 +89,7 @@ pub struct JoinRequest {
     pub member_id: Option<MemberId>,
     pub instance_id: Option<String>,
     pub client_id: String,
+    pub client_host: String,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     pub protocol_type: String,
@@ -166,6 +169,7 @@ pub struct StoredMember {
     pub member_id: MemberId,
     pub instance_id: Option<String>,
     pub client_id: String,
+    pub client_host: String,
     pub session_timeout: Duration,
     pub rebalance_timeout: Duration,
     /// Its metadata for the generation's protocol.
@@ -302,6 +306,7 @@ impl<R: Clone> Group<R> {
                     id: stored.member_id.clone(),
                     instance_id: stored.instance_id.clone(),
                     client_id: stored.client_id.clone(),
+                    client_host: stored.client_host.clone(),
                     session_timeout: stored.session_timeout,
                     rebalance_timeout: stored.rebalance_timeout,
                     protocols: vec![(protocol, stored.metadata.clone())],
@@ -342,6 +347,7 @@ impl<R: Clone> Group<R> {
                     member_id: m.id.clone(),
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
                     session_timeout: m.session_timeout,
                     rebalance_timeout: m.rebalance_timeout,
                     metadata: protocol.and_then(|p| m.metadata(p)).unwrap_or_default(),
@@ -445,6 +451,7 @@ impl<R: Clone> Group<R> {
         let unchanged = member.protocols == request.protocols;
         member.id = id.clone();
         member.client_id = request.client_id.clone();
+        member.client_host = request.client_host.clone();
         member.session_timeout = request.session_timeout;
         member.rebalance_timeout = request.rebalance_timeout;
         member.protocols = request.protocols.clone();
@@ -489,6 +496,7 @@ impl<R: Clone> Group<R> {
                 id: id.clone(),
                 instance_id: request.instance_id,
                 client_id: request.client_id,
+                client_host: request.client_host,
                 session_timeout: request.session_timeout,
                 rebalance_timeout: request.rebalance_timeout,
                 protocols: request.protocols,

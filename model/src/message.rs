@@ -354,6 +354,8 @@ pub struct NewTopic {
 pub enum AdminRequest {
     CreateTopics(Vec<NewTopic>),
     DeleteTopics(Vec<String>),
+    /// CreatePartitions: each topic named grows to this many partitions.
+    CreatePartitions(Vec<(String, u32)>),
 }
 
 /// A client's request to the controller, forwarded by the broker it reached (KIP-590).

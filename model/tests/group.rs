@@ -15,6 +15,7 @@ const REBALANCE: Duration = Duration::from_secs(30);
 
 fn join(member: Option<&MemberId>, client: &str) -> JoinRequest {
     JoinRequest {
+        client_host: "/127.0.0.1".to_string(),
         member_id: member.cloned(),
         instance_id: None,
         client_id: client.to_string(),

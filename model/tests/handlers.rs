@@ -395,6 +395,64 @@ fn delete_topics_announces_the_topic_gone() {
     ));
 }
 
+#[test]
+fn create_partitions_grows_a_topic_and_every_broker_learns_the_new_partitions() {
+    let state = controller_with(3, 2);
+    let grow = |name: &str, count: u32| {
+        Msg::Forward(Box::new(Forwarded {
+            broker: b(1),
+            client: Some(CLIENT),
+            request: AdminRequest::CreatePartitions(vec![(name.to_string(), count)]),
+        }))
+    };
+    let (next, commands) = controller_step(&state, Address::Broker(b(1)), grow("t", 4));
+    let placed: Vec<(u32, Vec<u32>, Option<BrokerId>)> = next
+        .partitions()
+        .map(|p| {
+            let replicas = p.replicas.iter().map(|b| b.0).collect();
+            (p.topic_partition.partition, replicas, p.leader)
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            (0, vec![1, 2, 3], Some(b(1))),
+            (1, vec![2, 3, 1], Some(b(2))),
+            (2, vec![3, 1, 2], Some(b(3))),
+            (3, vec![1, 2, 3], Some(b(1))),
+        ],
+        "the old partitions unchanged, the new ones placed as a new topic's"
+    );
+    let updates = sent_updates(&commands);
+    assert_eq!(updates.len(), 3, "every broker learns");
+    for (_, update) in &updates {
+        let new: Vec<u32> = update
+            .partitions
+            .iter()
+            .map(|p| p.topic_partition.partition)
+            .collect();
+        assert_eq!(new, vec![2, 3]);
+        assert_eq!(update.topics[0].partitions, 4, "with the topic's new count");
+    }
+    let refusal = |name: &str, count: u32| {
+        let (after, commands) = controller_step(&next, Address::Broker(b(1)), grow(name, count));
+        assert_eq!(after, next, "nothing changes");
+        match commands.last() {
+            Some(Command::Send(_, Msg::ForwardResponse(forwarded))) => {
+                forwarded.request[0].result.unwrap_err()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(refusal("t", 4), ErrorCode::InvalidPartitions, "no growth");
+    assert_eq!(
+        refusal("t", 2),
+        ErrorCode::InvalidPartitions,
+        "no shrinking"
+    );
+    assert_eq!(refusal("u", 8), ErrorCode::UnknownTopicOrPartition);
+}
+
 fn alter(partition_epoch: u32, members: &[(u32, Option<u64>)]) -> Msg<Record> {
     Msg::AlterPartition(AlterPartitionRequest {
         leader: ReplicaId {

@@ -1,7 +1,8 @@
 """DescribeConfigs with real admin clients: confluent-kafka's AdminClient and kafka-python 3's
 KafkaAdminClient read a topic's settings (its own min.insync.replicas, the log settings it takes
 from the brokers' files) and a broker's, with Kafka's names, values and sources; an unknown
-topic is an error naming it."""
+topic is an error naming it. Both describe the cluster (DescribeCluster): its id, brokers and
+controller. confluent-kafka grows a topic (CreatePartitions) and uses a new partition."""
 
 import sys
 
@@ -44,6 +45,38 @@ def main(gregor):
             assert "no-such-topic" in str(e) or "UNKNOWN_TOPIC" in str(e), e
         print("confluent-kafka: topic and broker configurations described")
 
+        cluster = admin.describe_cluster().result(timeout=30)
+        assert cluster.cluster_id == "gregor", cluster.cluster_id
+        assert sorted(n.id for n in cluster.nodes) == [1, 2], cluster.nodes
+        assert sorted(f"{n.host}:{n.port}" for n in cluster.nodes) == sorted(c.bootstrap.split(",")), cluster.nodes
+        assert cluster.controller is not None and cluster.controller.id in (1, 2), cluster.controller
+        print("confluent-kafka: the cluster described (DescribeCluster)")
+
+        # CreatePartitions: a topic grows from 1 to 3 partitions; a record produced to the new
+        # partition 2 is read back; shrinking is refused.
+        from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+        from confluent_kafka.admin import NewPartitions
+        c.create_topic("grow", 1, 2)
+        admin.create_partitions([NewPartitions("grow", 3)])["grow"].result(timeout=30)
+        c.wait_for("grow to have 3 partitions with leaders",
+                   lambda: (d := c.describe("grow")) and len(d) == 3
+                   and all(p["leader"] is not None for p in d.values()))
+        producer = Producer({"bootstrap.servers": c.bootstrap})
+        producer.produce("grow", value=b"in partition 2", partition=2)
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "grow-reader",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition("grow", 2, 0)])
+        m = consumer.poll(30)
+        assert m is not None and not m.error() and m.value() == b"in partition 2", m
+        consumer.close()
+        try:
+            admin.create_partitions([NewPartitions("grow", 2)])["grow"].result(timeout=30)
+            raise AssertionError("shrinking a topic succeeded")
+        except KafkaException as e:
+            assert "INVALID_PARTITIONS" in str(e) or e.args[0].code() == 37, e
+        print("confluent-kafka: a topic grown from 1 to 3 partitions (CreatePartitions)")
+
         from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, KafkaAdminClient
         kadmin = KafkaAdminClient(bootstrap_servers=c.bootstrap)
         described = kadmin.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "cfg")],
@@ -53,8 +86,11 @@ def main(gregor):
         assert entries["retention.ms"]["value"] == str(DAY_MS), entries["retention.ms"]
         modified = kadmin.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "cfg")])
         assert "min.insync.replicas" in next(iter(modified.values()))["cfg"], modified
+        described = kadmin.describe_cluster()
+        assert sorted(b["broker_id"] for b in described["brokers"]) == [1, 2], described
+        assert described["cluster_id"] == "gregor", described
         kadmin.close()
-        print("kafka-python: topic configuration described")
+        print("kafka-python: topic configuration and the cluster described")
 
 
 if __name__ == "__main__":

@@ -403,13 +403,19 @@ fn on_metadata_update<L: ReplicaLog>(
             .retain(|id, _| id.creation() > topics_created || named.contains(id));
     }
     for info in update.topics {
-        next.metadata
-            .topics
-            .entry(info.id)
-            .or_insert_with(|| CachedTopic {
-                partitions: Vec::new(),
-                info,
-            });
+        // A known topic's info may have changed: CreatePartitions grows its partition count.
+        match next.metadata.topics.get_mut(&info.id) {
+            Some(topic) => topic.info = info,
+            None => {
+                next.metadata.topics.insert(
+                    info.id,
+                    CachedTopic {
+                        partitions: Vec::new(),
+                        info,
+                    },
+                );
+            }
+        }
     }
     for id in &update.deleted_topics {
         next.metadata.topics.remove(id);

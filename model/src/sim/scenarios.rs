@@ -457,6 +457,7 @@ pub fn a_group_survives_its_coordinators_crash<L: ReplicaLog>(setup: &Setup<L>) 
             member_id,
             instance_id: None,
             client_id: "c".to_string(),
+            client_host: "/127.0.0.1".to_string(),
             session_timeout: ms(10_000),
             rebalance_timeout: ms(60_000),
             protocol_type: "consumer".to_string(),

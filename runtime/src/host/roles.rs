@@ -133,6 +133,8 @@ pub struct BrokerRole {
     inter_broker_listener: String,
     published_brokers: Vec<BrokerInfo>,
     published_topics: usize,
+    /// The partitions of every topic, as last published.
+    published_partitions: u64,
     directory: SharedDirectory,
 }
 
@@ -160,6 +162,7 @@ impl BrokerRole {
             inter_broker_listener,
             published_brokers: Vec::new(),
             published_topics: usize::MAX,
+            published_partitions: 0,
             directory,
         })
     }
@@ -195,7 +198,14 @@ impl BrokerRole {
     fn publish_directory(&mut self) {
         let state = self.state.as_ref().expect("started");
         let metadata = &state.metadata;
+        // Topics only grow (CreatePartitions), so a change of the total is a change.
+        let partitions: u64 = metadata
+            .topics
+            .values()
+            .map(|t| u64::from(t.info.partitions))
+            .sum();
         if metadata.topics.len() == self.published_topics
+            && partitions == self.published_partitions
             && metadata.brokers == self.published_brokers
             && !self.directory_stale(state)
         {
@@ -218,6 +228,7 @@ impl BrokerRole {
             );
         }
         self.published_topics = metadata.topics.len();
+        self.published_partitions = partitions;
         *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(directory);
     }
 

@@ -35,6 +35,8 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListGroups => (0, 5),
         ApiKey::DescribeGroups => (0, 5),
         ApiKey::DeleteGroups => (0, 2),
+        ApiKey::DescribeCluster => (0, 1),
+        ApiKey::CreatePartitions => (0, 3),
         _ => return None,
     })
 }

@@ -5,8 +5,8 @@
 //! are manual replica assignments and `validate_only` (INVALID_REQUEST), rather than be
 //! silently ignored.
 
-use super::{decode, encode, AdminWaiter, Connection, Outcome, Pending, Work};
-use gregor_model::message::{AdminRequest, Msg, NewTopic, TopicResult};
+use super::{admin_outcome, decode, encode, Connection, Outcome, Pending, Work};
+use gregor_model::message::{AdminRequest, NewTopic, TopicResult};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -112,21 +112,13 @@ pub async fn request(
             .topics
             .push((name, outcome, partitions, replication_factor));
     }
-    let mut pending = Pending {
+    let pending = Pending {
         correlation_id,
         version,
         work: Work::CreateTopics(waiting),
     };
-    if create.is_empty() {
-        finish(&mut pending)?;
-        conn.pending.push_back(pending);
-        return Ok(());
-    }
-    conn.pending.push_back(pending);
-    conn.admin.push_back(AdminWaiter::Request(correlation_id));
-    conn.to_actor(Msg::Admin(AdminRequest::CreateTopics(create)))
-        .await;
-    Ok(())
+    let request = (!create.is_empty()).then_some(AdminRequest::CreateTopics(create));
+    conn.submit_admin(pending, request, finish).await
 }
 
 /// The controller's answer.
@@ -138,15 +130,7 @@ pub fn complete(pending: &mut Pending, results: &[TopicResult]) -> Result<bool, 
         if outcome.is_some() {
             continue;
         }
-        let result = results.iter().find(|r| &r.name == name);
-        *outcome = Some(match result.map(|r| r.result) {
-            Some(Ok(_)) => (0, None),
-            Some(Err(error)) => (error.code(), Some(error.name().to_string())),
-            None => (
-                INVALID_REQUEST,
-                Some("no answer for this topic".to_string()),
-            ),
-        });
+        *outcome = Some(admin_outcome(results, name));
     }
     finish(pending)?;
     Ok(true)

@@ -1,8 +1,8 @@
 //! DeleteTopics (v1-6, by name): forwarded to the controller (KIP-590) as the model's admin
 //! request. A topic named only by id (v6+) is looked up in the broker's metadata.
 
-use super::{decode, encode, uuid, AdminWaiter, Connection, Outcome, Pending, Work};
-use gregor_model::message::{AdminRequest, Msg, TopicResult};
+use super::{admin_outcome, decode, encode, uuid, Connection, Outcome, Pending, Work};
+use gregor_model::message::{AdminRequest, TopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -60,21 +60,13 @@ pub async fn request(
             )),
         }
     }
-    let mut pending = Pending {
+    let pending = Pending {
         correlation_id,
         version,
         work: Work::DeleteTopics(waiting),
     };
-    if names.is_empty() {
-        finish(&mut pending)?;
-        conn.pending.push_back(pending);
-        return Ok(());
-    }
-    conn.pending.push_back(pending);
-    conn.admin.push_back(AdminWaiter::Request(correlation_id));
-    conn.to_actor(Msg::Admin(AdminRequest::DeleteTopics(names)))
-        .await;
-    Ok(())
+    let request = (!names.is_empty()).then_some(AdminRequest::DeleteTopics(names));
+    conn.submit_admin(pending, request, finish).await
 }
 
 pub fn complete(pending: &mut Pending, results: &[TopicResult]) -> Result<bool, String> {
@@ -85,12 +77,7 @@ pub fn complete(pending: &mut Pending, results: &[TopicResult]) -> Result<bool, 
         if outcome.is_some() {
             continue;
         }
-        let result = results.iter().find(|r| Some(&r.name) == name.as_ref());
-        *outcome = Some(match result.map(|r| r.result) {
-            Some(Ok(_)) => (0, None),
-            Some(Err(error)) => (error.code(), Some(error.name().to_string())),
-            None => (42, Some("no answer for this topic".to_string())),
-        });
+        *outcome = Some(admin_outcome(results, name.as_deref().unwrap_or("")));
     }
     finish(pending)?;
     Ok(true)

@@ -1,6 +1,5 @@
-//! DescribeGroups (v0-5): each group's state, protocol and members (with their metadata and
-//! assignment); a group the coordinator does not hold is `Dead`. The members' client host is
-//! not recorded by the coordinator and is answered empty.
+//! DescribeGroups (v0-5): each group's state, protocol and members (with their client id and
+//! host, metadata and assignment); a group the coordinator does not hold is `Dead`.
 
 use super::groups::{self, Call};
 use super::list_groups::state_name;
@@ -58,6 +57,7 @@ impl Call for Describe {
                                     .with_member_id(text(&m.member_id.0))
                                     .with_group_instance_id(m.instance_id.as_deref().map(text))
                                     .with_client_id(text(&m.client_id))
+                                    .with_client_host(text(&m.client_host))
                                     .with_member_metadata(Bytes::from(m.metadata))
                                     .with_member_assignment(Bytes::from(m.assignment))
                             })

@@ -75,10 +75,8 @@ pub fn complete(
         .iter()
         .map(|(key, found)| {
             let found = match found {
-                Ok(broker) => broker
-                    .endpoints
-                    .iter()
-                    .find(|e| *e.listener == *conn.listener)
+                Ok(broker) => conn
+                    .endpoint(broker)
                     .map(|e| (broker.id.0 as i32, e.host.clone(), i32::from(e.port)))
                     .ok_or((
                         ErrorCode::CoordinatorNotAvailable.code(),

@@ -32,6 +32,7 @@ pub async fn request(
         member_id: member_id.clone(),
         instance_id: request.group_instance_id.map(|id| id.to_string()),
         client_id: client_id.to_string(),
+        client_host: conn.client_host.to_string(),
         session_timeout: millis(request.session_timeout_ms),
         rebalance_timeout: millis(rebalance_timeout),
         protocol_type: request.protocol_type.to_string(),

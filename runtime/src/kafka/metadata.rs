@@ -79,10 +79,7 @@ pub fn complete(
         .brokers
         .iter()
         .filter_map(|broker| {
-            let endpoint = broker
-                .endpoints
-                .iter()
-                .find(|e| *e.listener == *conn.listener)?;
+            let endpoint = conn.endpoint(broker)?;
             Some(
                 MetadataResponseBroker::default()
                     .with_node_id((broker.id.0 as i32).into())
@@ -172,7 +169,7 @@ pub fn complete(
         body = body.with_controller_id((conn.front_end.node_id.0 as i32).into());
     }
     if version >= 2 {
-        body = body.with_cluster_id(Some(StrBytes::from_static_str("gregor")));
+        body = body.with_cluster_id(Some(StrBytes::from_static_str(super::CLUSTER_ID)));
     }
     pending.work = Work::Ready(encode(
         ApiKey::Metadata,

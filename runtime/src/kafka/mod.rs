@@ -16,9 +16,11 @@
 //! reason; every other connection goes on.
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod fetch;
@@ -41,8 +43,9 @@ use crate::host::roles::{snapshot, Directory, SharedDirectory};
 use crate::host::{Event, Message};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
+use gregor_model::config::Endpoint;
 use gregor_model::effects::Address;
-use gregor_model::message::{AdminRequest, ErrorCode, Msg};
+use gregor_model::message::{AdminRequest, BrokerInfo, ErrorCode, Msg, TopicResult};
 use gregor_model::types::{BrokerId, ClientId};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -138,6 +141,10 @@ impl FrontEnd {
         listener: Arc<str>,
     ) -> Result<(), String> {
         let _ = stream.set_nodelay(true);
+        let client_host: Arc<str> = match stream.peer_addr() {
+            Ok(address) => format!("/{}", address.ip()).into(),
+            Err(_) => "".into(),
+        };
         let (read, write) = stream.into_split();
         let codec = LengthDelimitedCodec::builder()
             .max_frame_length(self.settings.request_max_bytes)
@@ -157,6 +164,7 @@ impl FrontEnd {
             front_end: self.clone(),
             client,
             listener,
+            client_host,
             pending: VecDeque::new(),
             next_request: 0,
             admin: VecDeque::new(),
@@ -205,8 +213,10 @@ enum Work {
     ListOffsets(list_offsets::Waiting),
     OffsetForLeaderEpoch(offset_for_leader_epoch::Waiting),
     CreateTopics(create_topics::Waiting),
+    CreatePartitions(create_partitions::Waiting),
     DeleteTopics(delete_topics::Waiting),
     InitProducerId,
+    DescribeCluster,
     FindCoordinator(find_coordinator::Waiting),
     ListGroups(list_groups::Waiting),
     /// A request to one or more groups' coordinators.
@@ -224,12 +234,17 @@ struct Connection {
     front_end: Arc<FrontEnd>,
     client: ClientId,
     listener: Arc<str>,
+    /// The client's address as Kafka shows it in DescribeGroups: `/127.0.0.1`.
+    client_host: Arc<str>,
     pending: VecDeque<Pending>,
     next_request: u32,
     admin: VecDeque<AdminWaiter>,
     /// Whether a fetch of this connection is with the actor now.
     fetch_with_actor: bool,
 }
+
+/// The cluster id Metadata and DescribeCluster answer.
+pub const CLUSTER_ID: &str = "gregor";
 
 /// Kafka's error code for the model's.
 pub fn code(error: Option<ErrorCode>) -> i16 {
@@ -299,6 +314,34 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues an admin request's answer and forwards `request` to the controller (through the
+    /// actor); with nothing to forward, the answer is finished at once by `finish`.
+    async fn submit_admin(
+        &mut self,
+        mut pending: Pending,
+        request: Option<AdminRequest>,
+        finish: fn(&mut Pending) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(request) = request else {
+            finish(&mut pending)?;
+            self.pending.push_back(pending);
+            return Ok(());
+        };
+        self.admin
+            .push_back(AdminWaiter::Request(pending.correlation_id));
+        self.pending.push_back(pending);
+        self.to_actor(Msg::Admin(request)).await;
+        Ok(())
+    }
+
+    /// The endpoint of `broker` on the listener this connection came in on.
+    fn endpoint<'a>(&self, broker: &'a BrokerInfo) -> Option<&'a Endpoint> {
+        broker
+            .endpoints
+            .iter()
+            .find(|e| *e.listener == *self.listener)
+    }
+
     fn answer(&mut self, correlation_id: i32, _api: ApiKey, version: i16, work: Work) {
         self.pending.push_back(Pending {
             correlation_id,
@@ -356,6 +399,12 @@ impl Connection {
             }
             ApiKey::DescribeConfigs => {
                 describe_configs::request(self, frame, version, correlation_id)
+            }
+            ApiKey::CreatePartitions => {
+                create_partitions::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::DescribeCluster => {
+                describe_cluster::request(self, frame, version, correlation_id).await
             }
             ApiKey::FindCoordinator => {
                 find_coordinator::request(self, frame, version, correlation_id).await
@@ -418,11 +467,18 @@ impl Connection {
         let result = match msg {
             Msg::MetadataResponse(response) => {
                 let mut create = Vec::new();
+                // Metadata and DescribeCluster both ask the actor for Metadata; its answers
+                // come in the order asked.
                 let result = self.complete_first(
-                    |w| matches!(w, Work::Metadata(_)),
-                    |conn, pending| {
-                        create = metadata::complete(conn, pending, &response)?;
-                        Ok(())
+                    |w| matches!(w, Work::Metadata(_) | Work::DescribeCluster),
+                    |conn, pending| match pending.work {
+                        Work::DescribeCluster => {
+                            describe_cluster::complete(conn, pending, &response)
+                        }
+                        _ => {
+                            create = metadata::complete(conn, pending, &response)?;
+                            Ok(())
+                        }
                     },
                 );
                 if !create.is_empty() {
@@ -461,13 +517,23 @@ impl Connection {
             }
             Msg::AdminResponse(results) => match self.admin.pop_front() {
                 Some(AdminWaiter::Request(correlation_id)) => self.complete_where(
-                    |w| matches!(w, Work::CreateTopics(_) | Work::DeleteTopics(_)),
+                    |w| {
+                        matches!(
+                            w,
+                            Work::CreateTopics(_)
+                                | Work::DeleteTopics(_)
+                                | Work::CreatePartitions(_)
+                        )
+                    },
                     |_, pending| {
                         if pending.correlation_id != correlation_id {
                             return Ok(false);
                         }
                         match &mut pending.work {
                             Work::CreateTopics(_) => create_topics::complete(pending, &results),
+                            Work::CreatePartitions(_) => {
+                                create_partitions::complete(pending, &results)
+                            }
                             _ => delete_topics::complete(pending, &results),
                         }
                     },
@@ -587,6 +653,15 @@ pub type Answers<N, A> = Vec<(N, Vec<(i32, Option<A>)>)>;
 
 /// An error code and its message, for the admin answers.
 pub type Outcome = (i16, Option<String>);
+
+/// The controller's outcome for the topic named `name`.
+pub fn admin_outcome(results: &[TopicResult], name: &str) -> Outcome {
+    match results.iter().find(|r| r.name == name).map(|r| r.result) {
+        Some(Ok(_)) => (0, None),
+        Some(Err(error)) => (error.code(), Some(error.name().to_string())),
+        None => (42, Some("no answer for this topic".to_string())),
+    }
+}
 
 /// Kafka's UUID for a topic id.
 pub fn uuid(id: u128) -> uuid::Uuid {

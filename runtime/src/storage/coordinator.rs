@@ -93,7 +93,7 @@ pub fn encode_record(record: &CoordinatorRecord, now_ms: i64) -> (Bytes, Option<
                     put_string(&mut value, &member.member_id.0);
                     put_nullable(&mut value, member.instance_id.as_deref());
                     put_string(&mut value, &member.client_id);
-                    put_string(&mut value, "");
+                    put_string(&mut value, &member.client_host);
                     value.put_i32(member.rebalance_timeout.as_millis() as i32);
                     value.put_i32(member.session_timeout.as_millis() as i32);
                     put_bytes(&mut value, &member.metadata);
@@ -216,7 +216,7 @@ fn decode_group(mut value: Reader) -> Option<GroupRecord> {
             false => None,
         };
         let client_id = value.string()?;
-        let _client_host = value.string()?;
+        let client_host = value.string()?;
         let timeouts = |v: &mut Reader| -> Option<(i32, i32)> {
             let rebalance = match version >= 1 {
                 true => Some(v.i32()?),
@@ -231,6 +231,7 @@ fn decode_group(mut value: Reader) -> Option<GroupRecord> {
             member_id,
             instance_id,
             client_id,
+            client_host,
             session_timeout: millis(session),
             rebalance_timeout: millis(rebalance),
             metadata: value.bytes()?,
@@ -307,6 +308,7 @@ mod tests {
                 member_id: MemberId("c-1-1".into()),
                 instance_id: Some("i".into()),
                 client_id: "c".into(),
+                client_host: "/10.0.0.7".into(),
                 session_timeout: Duration::from_secs(45),
                 rebalance_timeout: Duration::from_secs(300),
                 metadata: vec![1, 2],
