@@ -37,6 +37,12 @@ pub struct GroupConfig {
     pub initial_rebalance_delay: Duration,
     /// `group.max.size` (Kafka: 2147483647, in effect unbounded).
     pub max_size: usize,
+    /// `offsets.retention.minutes` (7 days): a group without members loses its committed
+    /// offsets, and is gone, this long after it became empty or last committed.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms` (10 min): how soon an expiry that could not be
+    /// written (too few in-sync replicas) is tried again.
+    pub offsets_retention_check: Duration,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +52,8 @@ impl Default for GroupConfig {
             max_session_timeout: Duration::from_millis(1_800_000),
             initial_rebalance_delay: Duration::from_millis(3_000),
             max_size: i32::MAX as usize,
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check: Duration::from_secs(600),
         }
     }
 }
@@ -161,6 +169,9 @@ pub enum GroupTimer {
     Session(MemberId),
     /// A member id handed out with MEMBER_ID_REQUIRED was not used within the session timeout.
     Pending(MemberId),
+    /// The group has had no members for `offsets.retention.minutes`: its offsets expire (its
+    /// owner, the coordinator, handles this one).
+    Retention,
 }
 
 /// A member as the group's record stores it.
@@ -1020,6 +1031,12 @@ impl<R: Clone> Group<R> {
         out.push(Output::CancelTimer(GroupTimer::Sync(self.generation)));
     }
 
+    /// Whether the group keeps only what expires: no members, but offsets or a stored
+    /// generation.
+    pub fn is_expiring(&self) -> bool {
+        self.phase == Phase::Empty && self.pending.is_empty() && !self.is_vacant()
+    }
+
     /// Whether the group holds nothing worth keeping: no members, no generation stored, no
     /// offsets (a group looked up for a request and never joined).
     pub fn is_vacant(&self) -> bool {
@@ -1081,6 +1098,8 @@ impl<R: Clone> Group<R> {
                     self.try_complete_if_preparing(out);
                 }
             }
+            // The coordinator's: it writes the tombstones.
+            GroupTimer::Retention => {}
         }
     }
 }

@@ -45,3 +45,8 @@ fn a_group_survives_its_coordinators_crash() {
 fn a_commit_to_a_group_without_members_is_kept() {
     scenarios::a_commit_to_a_group_without_members_is_kept(&setup());
 }
+
+#[test]
+fn an_empty_groups_offsets_expire_after_the_retention() {
+    scenarios::an_empty_groups_offsets_expire_after_the_retention(&setup());
+}

@@ -611,6 +611,8 @@ const BROKER_KEYS: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
     "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
 ];
 
 /// Settings accepted for compatibility with Kafka's files and kept (see
@@ -676,7 +678,10 @@ const COMPATIBILITY_KEYS: &[&str] = &[
 ///   `offsets.topic.replication.factor` (3; the internal topic is created when a client first
 ///   looks for a coordinator, once that many brokers are alive), `group.min.session.timeout.ms`
 ///   (6000), `group.max.session.timeout.ms` (1800000), `group.initial.rebalance.delay.ms`
-///   (3000), `group.max.size` (Kafka: unlimited, 2147483647).
+///   (3000), `group.max.size` (Kafka: unlimited, 2147483647), `offsets.retention.minutes`
+///   (10080: a group without members loses its offsets 7 days after it became empty or last
+///   committed), `offsets.retention.check.interval.ms` (600000; Gregor expires on time and uses
+///   it only to retry an expiry it could not write).
 /// - Accepted and kept, not used yet: see [`BrokerSettings::compatibility`].
 ///
 /// The fetch purgatory's size (the model's `fetches_held_max`) and the InitProducerId queue
@@ -1254,6 +1259,18 @@ impl BrokerSettings {
                 &[],
             ),
             one("group.max.size", Int, value(&self.groups.max_size), &[]),
+            one(
+                "offsets.retention.minutes",
+                Int,
+                value(&(self.groups.offsets_retention.as_secs() / 60)),
+                &[],
+            ),
+            one(
+                "offsets.retention.check.interval.ms",
+                Long,
+                millis(self.groups.offsets_retention_check),
+                &[],
+            ),
         ];
         described.extend(self.compatibility.iter().map(|(name, value)| Described {
             name: name.clone(),
@@ -1468,6 +1485,14 @@ fn group_config(props: &Props) -> Result<GroupConfig, ConfigError> {
             0..=INT,
         )?,
         max_size: props.int_or("group.max.size", INT, 1..=INT)? as usize,
+        offsets_retention: Duration::from_secs(
+            props.int_or("offsets.retention.minutes", 10_080, 1..=INT)? as u64 * 60,
+        ),
+        offsets_retention_check: props.millis_or(
+            "offsets.retention.check.interval.ms",
+            600_000,
+            1..=LONG,
+        )?,
     })
 }
 

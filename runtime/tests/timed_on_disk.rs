@@ -54,3 +54,9 @@ fn a_commit_to_a_group_without_members_is_kept() {
     let root = tempfile::tempdir().unwrap();
     scenarios::a_commit_to_a_group_without_members_is_kept(&setup(root.path()));
 }
+
+#[test]
+fn an_empty_groups_offsets_expire_after_the_retention() {
+    let root = tempfile::tempdir().unwrap();
+    scenarios::an_empty_groups_offsets_expire_after_the_retention(&setup(root.path()));
+}

@@ -10,6 +10,10 @@
 //! smaller than `min.insync.replicas` (a commit gets COORDINATOR_NOT_AVAILABLE, as Kafka maps
 //! NOT_ENOUGH_REPLICAS; a generation's record fails, and the group rebalances).
 //!
+//! A group without members keeps its committed offsets for `offsets.retention.minutes` after it
+//! became empty or last committed (Kafka's KIP-211 rule); then they expire: the group's and its
+//! offsets' tombstones are written and the group is gone.
+//!
 //! The membership rules themselves are [`crate::group::Group`]'s; this module routes requests,
 //! timers and writes to and from it.
 
@@ -59,6 +63,8 @@ pub enum WriteKind {
     },
     /// DeleteGroups' tombstones.
     Delete(GroupReply),
+    /// The tombstones of a group whose offsets expired (nobody waits for them).
+    Expire,
 }
 
 /// Whether `tp` is a partition of `__consumer_offsets`.
@@ -129,7 +135,55 @@ pub(super) fn load<L: ReplicaLog>(
     for (group, output) in outputs {
         run(config, state, tp, &group, vec![output], out);
     }
+    let expiring: Vec<String> = state.coordinators[&tp]
+        .groups
+        .iter()
+        .filter(|(_, g)| g.is_expiring())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for group in expiring {
+        arm_retention(config, tp, &group, out);
+    }
     true
+}
+
+/// Starts (or restarts) the count to a group's offsets' expiry.
+fn arm_retention<B>(
+    config: &BrokerConfig,
+    tp: TopicPartition,
+    group: &str,
+    out: &mut BrokerEffects<B>,
+) {
+    let timer = Timer::Group(tp, group.to_string(), GroupTimer::Retention);
+    out.set_timer(timer, config.groups.offsets_retention);
+}
+
+/// Whether the group of `tp` named `group` is held and has no members but something to expire.
+fn expiring<L: ReplicaLog>(state: &BrokerState<L>, tp: TopicPartition, group: &str) -> bool {
+    state
+        .coordinators
+        .get(&tp)
+        .and_then(|c| c.groups.get(group))
+        .is_some_and(|g| g.is_expiring())
+}
+
+/// After a step of a group that was (or was not) expiring: the count starts when it becomes
+/// empty, and stops when it gets members again or goes.
+fn follow_retention<L: ReplicaLog>(
+    config: &BrokerConfig,
+    state: &BrokerState<L>,
+    tp: TopicPartition,
+    group: &str,
+    was_expiring: bool,
+    out: &mut BrokerEffects<L::Batch>,
+) {
+    match (was_expiring, expiring(state, tp, group)) {
+        (false, true) => arm_retention(config, tp, group, out),
+        (true, false) => {
+            out.cancel_timer(Timer::Group(tp, group.to_string(), GroupTimer::Retention))
+        }
+        _ => {}
+    }
 }
 
 /// Giving a partition up: its groups' waiting requests and uncommitted writes are answered
@@ -144,13 +198,13 @@ pub(super) fn unload<L: ReplicaLog>(
         return;
     };
     for (id, mut group) in coordinator.groups {
-        let mut outputs = Vec::new();
+        let mut outputs = vec![Output::CancelTimer(GroupTimer::Retention)];
         group.unload(&mut outputs);
         emit(tp, &id, outputs, out);
     }
     for write in coordinator.writes {
         let answer = match write.kind {
-            WriteKind::Group(_) => continue,
+            WriteKind::Group(_) | WriteKind::Expire => continue,
             WriteKind::Commit { reply, .. } => (
                 reply,
                 GroupAnswer::OffsetCommit(Err(ErrorCode::NotCoordinator)),
@@ -202,12 +256,17 @@ pub(super) fn on_high_watermark<L: ReplicaLog>(
                         .entry(id.clone())
                         .or_insert_with(|| Group::new(id.clone(), epoch, config.groups))
                         .offsets_stored(offsets);
+                    // A commit while the group has no members restarts the count.
+                    if expiring(state, tp, &write.group) {
+                        arm_retention(config, tp, &write.group, out);
+                    }
                 }
                 respond(reply, &write.group, GroupAnswer::OffsetCommit(Ok(())), out);
             }
             WriteKind::Delete(reply) => {
                 respond(reply, &write.group, GroupAnswer::Delete(Ok(())), out)
             }
+            WriteKind::Expire => {}
         }
     }
 }
@@ -243,6 +302,7 @@ pub(super) fn on_request<L: ReplicaLog>(
             out,
         );
     }
+    let was_expiring = expiring(state, tp, &group);
     let state = state.to_mut();
     let coordinator = state.coordinators.get_mut(&tp).expect("checked");
     let epoch = coordinator.epoch;
@@ -331,7 +391,7 @@ pub(super) fn on_request<L: ReplicaLog>(
             if let Err(code) = result {
                 respond(reply, &group, GroupAnswer::Delete(Err(code)), out);
             } else {
-                delete(config, state, tp, &group, reply, out);
+                delete(config, state, tp, &group, WriteKind::Delete(reply), out);
             }
         }
     }
@@ -345,16 +405,18 @@ pub(super) fn on_request<L: ReplicaLog>(
         coordinator.groups.remove(&group);
     }
     run(config, state, tp, &group, outputs, out);
+    follow_retention(config, state, tp, &group, was_expiring, out);
 }
 
-/// DeleteGroups: the group goes now (a request for it finds none), its tombstones are
-/// appended, and the answer goes once they are committed.
+/// DeleteGroups, or the expiry of an empty group's offsets (`kind`): the group goes now (a
+/// request for it finds none), its tombstones are appended, and a deletion is answered once
+/// they are committed.
 fn delete<L: ReplicaLog>(
     config: &BrokerConfig,
     state: &mut BrokerState<L>,
     tp: TopicPartition,
     group: &str,
-    reply: GroupReply,
+    kind: WriteKind,
     out: &mut BrokerEffects<L::Batch>,
 ) {
     let coordinator = state.coordinators.get_mut(&tp).expect("checked");
@@ -364,7 +426,7 @@ fn delete<L: ReplicaLog>(
             offsets.clear();
         }
     }
-    let mut outputs = Vec::new();
+    let mut outputs = vec![Output::CancelTimer(GroupTimer::Retention)];
     removed.unload(&mut outputs);
     emit(tp, group, outputs, out);
     let mut records = vec![CoordinatorRecord::Group {
@@ -381,15 +443,33 @@ fn delete<L: ReplicaLog>(
                 offset: None,
             }),
     );
-    write(
-        config,
-        state,
-        tp,
-        group,
-        records,
-        WriteKind::Delete(reply),
-        out,
-    );
+    write(config, state, tp, group, records, kind, out);
+}
+
+/// `offsets.retention.minutes` after the group last became empty or committed: its offsets
+/// expire, unless it has members again, or a commit of it is still being written (whose
+/// completion restarts the count); with too few in-sync replicas to write the tombstones, it is
+/// tried again `offsets.retention.check.interval.ms` later.
+fn expire<L: ReplicaLog>(
+    config: &BrokerConfig,
+    state: &mut BrokerState<L>,
+    tp: TopicPartition,
+    group: &str,
+    out: &mut BrokerEffects<L::Batch>,
+) {
+    if !expiring(state, tp, group)
+        || state.coordinators[&tp]
+            .writes
+            .iter()
+            .any(|w| w.group == group)
+    {
+        return;
+    }
+    if !writable(state, tp) {
+        let timer = Timer::Group(tp, group.to_string(), GroupTimer::Retention);
+        return out.set_timer(timer, config.groups.offsets_retention_check);
+    }
+    delete(config, state, tp, group, WriteKind::Expire, out);
 }
 
 /// A group's timer fired.
@@ -411,6 +491,10 @@ pub(super) fn on_timer<L: ReplicaLog>(
         ));
     }
     let state = state.to_mut();
+    if *timer == GroupTimer::Retention {
+        return expire(config, state, tp, group, out);
+    }
+    let was_expiring = expiring(state, tp, group);
     let group_mut = state
         .coordinators
         .get_mut(&tp)
@@ -422,6 +506,7 @@ pub(super) fn on_timer<L: ReplicaLog>(
         .expect("checked")
         .timer(timer.clone(), &mut outputs);
     run(config, state, tp, group, outputs, out);
+    follow_retention(config, state, tp, group, was_expiring, out);
 }
 
 /// FindCoordinator, answered from this broker's metadata: the leader of each group's

@@ -44,6 +44,15 @@ pub fn cluster<L: ReplicaLog>(setup: &Setup<L>) -> Simulation<L> {
 
 /// The cluster, with these broker timers.
 pub fn cluster_with<L: ReplicaLog>(setup: &Setup<L>, timeouts: BrokerTimeouts) -> Simulation<L> {
+    let template = BrokerConfig {
+        timeouts,
+        ..BrokerConfig::new(BrokerId(0), ProtocolConfig::default())
+    };
+    cluster_of(setup, &template)
+}
+
+/// The cluster, each broker configured as `template` but for its id.
+fn cluster_of<L: ReplicaLog>(setup: &Setup<L>, template: &BrokerConfig) -> Simulation<L> {
     let mut sim = Simulation::new(LATENCY);
     sim.add_controller(ControllerConfig {
         topic_defaults: TopicConfig {
@@ -54,8 +63,8 @@ pub fn cluster_with<L: ReplicaLog>(setup: &Setup<L>, timeouts: BrokerTimeouts) -
     });
     for id in 1..=3 {
         let config = BrokerConfig {
-            timeouts: timeouts.clone(),
-            ..BrokerConfig::new(BrokerId(id), ProtocolConfig::default())
+            id: BrokerId(id),
+            ..template.clone()
         };
         sim.add_broker(config, (setup.log_config)(BrokerId(id)));
     }
@@ -605,4 +614,71 @@ pub fn a_commit_to_a_group_without_members_is_kept<L: ReplicaLog>(setup: &Setup<
     assert_eq!(answer, GroupAnswer::Delete(Ok(())));
     let (_, answer) = group_request(&mut sim, coordinator, 4, fetch, ms(100));
     assert_eq!(answer, GroupAnswer::OffsetFetch(Vec::new()));
+}
+
+/// `offsets.retention.minutes` (here 60 s): a group without members keeps its offsets that long
+/// after its last commit — a commit restarts the count — and then they expire, the group with
+/// them.
+pub fn an_empty_groups_offsets_expire_after_the_retention<L: ReplicaLog>(setup: &Setup<L>) {
+    let template = BrokerConfig {
+        groups: crate::group::GroupConfig {
+            offsets_retention: ms(60_000),
+            offsets_retention_check: ms(10_000),
+            ..crate::group::GroupConfig::default()
+        },
+        ..BrokerConfig::new(BrokerId(0), ProtocolConfig::default())
+    };
+    let mut sim = cluster_of(setup, &template);
+    let coordinator = find_coordinator(&mut sim, BrokerId(1), ms(5_000));
+    let partition = ("orders".to_string(), 0);
+    let commit = |offset| {
+        GroupOp::OffsetCommit(OffsetCommit {
+            member_id: None,
+            instance_id: None,
+            generation: -1,
+            offsets: vec![(
+                partition.clone(),
+                CommittedOffset {
+                    offset,
+                    leader_epoch: None,
+                    metadata: String::new(),
+                },
+            )],
+        })
+    };
+    let fetch = GroupOp::OffsetFetch(None);
+    let committed = |answer: &GroupAnswer| match answer {
+        GroupAnswer::OffsetFetch(found) => found
+            .first()
+            .and_then(|(_, c)| c.as_ref())
+            .map(|c| c.offset),
+        other => panic!("{other:?}"),
+    };
+    let (_, answer) = group_request(&mut sim, coordinator, 1, commit(5), ms(100));
+    assert_eq!(answer, GroupAnswer::OffsetCommit(Ok(())));
+    sim.run_for(ms(50_000));
+    let (_, answer) = group_request(&mut sim, coordinator, 2, fetch.clone(), ms(100));
+    assert_eq!(committed(&answer), Some(5), "within the retention");
+    let (_, answer) = group_request(&mut sim, coordinator, 3, commit(6), ms(100));
+    assert_eq!(answer, GroupAnswer::OffsetCommit(Ok(())));
+    sim.run_for(ms(50_000));
+    let (_, answer) = group_request(&mut sim, coordinator, 4, fetch.clone(), ms(100));
+    assert_eq!(
+        committed(&answer),
+        Some(6),
+        "100 s after the first commit, 50 s after the second: the second restarted the count"
+    );
+    sim.run_for(ms(11_000));
+    let (_, answer) = group_request(&mut sim, coordinator, 5, fetch, ms(100));
+    assert_eq!(
+        committed(&answer),
+        None,
+        "expired 60 s after the last commit"
+    );
+    let (_, answer) = group_request(&mut sim, coordinator, 6, GroupOp::Describe, ms(100));
+    assert_eq!(
+        answer,
+        GroupAnswer::Describe(None),
+        "and the group with them"
+    );
 }
