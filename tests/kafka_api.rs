@@ -366,10 +366,13 @@ fn group_apis_answer_as_kafka_does() {
     use kafka_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
     use kafka_protocol::messages::{
         DeleteGroupsRequest, FindCoordinatorRequest, GroupId, JoinGroupRequest,
-        OffsetCommitRequest, OffsetFetchRequest,
+        OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
     };
     const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     let text = |s: &str| StrBytes::from_string(s.to_string());
@@ -475,6 +478,46 @@ fn group_apis_answer_as_kafka_does() {
     let answer = call(&mut stream, &produce_one("__consumer_offsets", 5000), 9, 6);
     let code = answer.responses[0].partition_responses[0].error_code;
     assert_eq!(code, 17, "INVALID_TOPIC_EXCEPTION");
+
+    // OffsetDelete: an empty group's offset deleted; an unknown topic refused here; an unknown
+    // group refused as a whole.
+    let offset_delete = |group: &str| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(text(group)))
+            .with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(text("gt")))
+                    .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(text("nosuch")))
+                    .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+            ])
+    };
+    let commit_wg3 = commit.clone().with_group_id(GroupId(text("wg3")));
+    call(&mut stream, &commit_wg3, 8, 20);
+    let answer = call(&mut stream, &offset_delete("wg3"), 0, 21);
+    let codes: Vec<(i16, Vec<i16>)> = answer
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                answer.error_code,
+                t.partitions.iter().map(|p| p.error_code).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![(0, vec![0]), (0, vec![UNKNOWN_TOPIC_OR_PARTITION])]
+    );
+    let fetch_wg3 =
+        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(text("wg3")))
+            .with_topics(None)]);
+    let answer = call(&mut stream, &fetch_wg3, 8, 22);
+    assert!(answer.groups[0].topics.is_empty(), "deleted: {answer:?}");
+    let answer = call(&mut stream, &offset_delete("nothere"), 0, 23);
+    assert_eq!(answer.error_code, 69, "GROUP_ID_NOT_FOUND: {answer:?}");
 
     let delete = DeleteGroupsRequest::default()
         .with_groups_names(vec![GroupId(text("wg")), GroupId(text("nothere"))]);

@@ -988,6 +988,18 @@ impl<R: Clone> Group<R> {
         self.offsets.extend(offsets);
     }
 
+    /// OffsetDelete's tombstones are committed: these partitions have no offset any more.
+    pub fn offsets_deleted(&mut self, partitions: &[GroupPartition]) {
+        for partition in partitions {
+            self.offsets.remove(partition);
+        }
+    }
+
+    /// Whether the group has an offset committed for `partition`.
+    pub fn has_offset(&self, partition: &GroupPartition) -> bool {
+        self.offsets.contains_key(partition)
+    }
+
     /// OffsetFetch: the committed offset of each partition asked (`None`: every partition the
     /// group has committed); a partition without one is `None` (Kafka answers -1).
     pub fn committed(

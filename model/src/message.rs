@@ -28,6 +28,8 @@ pub enum ErrorCode {
     RequestTimedOut,
     /// INVALID_TOPIC_EXCEPTION (17): a client's produce to an internal topic.
     InvalidTopic,
+    /// GROUP_SUBSCRIBED_TO_TOPIC (86): OffsetDelete for a group that has members.
+    GroupSubscribedToTopic,
     /// NOT_ENOUGH_REPLICAS (19): acks=all and the ISR is smaller than min.insync.replicas.
     NotEnoughReplicas,
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (20): the ISR shrank below min.insync.replicas while
@@ -108,6 +110,7 @@ impl ErrorCode {
             ErrorCode::NonEmptyGroup => "NON_EMPTY_GROUP",
             ErrorCode::GroupIdNotFound => "GROUP_ID_NOT_FOUND",
             ErrorCode::InvalidTopic => "INVALID_TOPIC_EXCEPTION",
+            ErrorCode::GroupSubscribedToTopic => "GROUP_SUBSCRIBED_TO_TOPIC",
             ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
             ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
@@ -147,6 +150,7 @@ impl ErrorCode {
             ErrorCode::NonEmptyGroup => 68,
             ErrorCode::GroupIdNotFound => 69,
             ErrorCode::InvalidTopic => 17,
+            ErrorCode::GroupSubscribedToTopic => 86,
             ErrorCode::InconsistentGroupProtocol => 23,
             ErrorCode::UnknownMemberId => 25,
             ErrorCode::InvalidSessionTimeout => 26,
@@ -500,6 +504,9 @@ pub enum GroupOp {
     /// DeleteGroups, for one group: its record and offsets deleted (tombstones), refused while
     /// it has members.
     Delete,
+    /// OffsetDelete: these partitions' committed offsets deleted (tombstones), refused while
+    /// the group has members.
+    OffsetDelete(Vec<GroupPartition>),
 }
 
 /// OffsetCommit: a member's (member id and generation), or one without (an admin's, or a
@@ -541,6 +548,8 @@ pub enum GroupAnswer {
     /// DescribeGroups (a group the coordinator does not know is `Dead`: `None`).
     Describe(Option<GroupDescription>),
     Delete(Result<(), ErrorCode>),
+    /// OffsetDelete, per partition asked (the group's own refusals are `Refused`).
+    OffsetDelete(Vec<(GroupPartition, Result<(), ErrorCode>)>),
 }
 
 /// A group a coordinator holds, as ListGroups lists it.

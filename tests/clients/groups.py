@@ -196,6 +196,17 @@ def kafka_python(c):
     again.close()
     print(f"kafka-python: reset partition {partition} to {start}; re-read exactly {len(reread)} records")
 
+    # OffsetDelete with the admin client: the group (now without members) forgets partition 1.
+    from kafka import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    try:
+        result = admin.delete_group_offsets(group, [tp])
+    finally:
+        admin.close()
+    assert partition not in committed(c, group, topic), (result, committed(c, group, topic))
+    assert set(committed(c, group, topic)) == set(range(PARTITIONS)) - {partition}
+    print(f"kafka-python: deleted the group's offset of partition {partition} (OffsetDelete)")
+
 
 def kcat(c):
     topic, group = "gkc", "group-kcat"

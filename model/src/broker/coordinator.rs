@@ -65,6 +65,12 @@ pub enum WriteKind {
     Delete(GroupReply),
     /// The tombstones of a group whose offsets expired (nobody waits for them).
     Expire,
+    /// OffsetDelete's tombstones of these partitions; the answer lists every partition asked.
+    OffsetDelete {
+        reply: GroupReply,
+        deleted: Vec<GroupPartition>,
+        asked: Vec<GroupPartition>,
+    },
 }
 
 /// Whether `tp` is a partition of `__consumer_offsets`.
@@ -212,6 +218,9 @@ pub(super) fn unload<L: ReplicaLog>(
             WriteKind::Delete(reply) => {
                 (reply, GroupAnswer::Delete(Err(ErrorCode::NotCoordinator)))
             }
+            WriteKind::OffsetDelete { reply, .. } => {
+                (reply, GroupAnswer::Refused(ErrorCode::NotCoordinator))
+            }
         };
         respond(answer.0, &write.group, answer.1, out);
     }
@@ -267,6 +276,21 @@ pub(super) fn on_high_watermark<L: ReplicaLog>(
                 respond(reply, &write.group, GroupAnswer::Delete(Ok(())), out)
             }
             WriteKind::Expire => {}
+            WriteKind::OffsetDelete {
+                reply,
+                deleted,
+                asked,
+            } => {
+                if let Some(group) = state
+                    .coordinators
+                    .get_mut(&tp)
+                    .and_then(|c| c.groups.get_mut(&write.group))
+                {
+                    group.offsets_deleted(&deleted);
+                }
+                let answer = asked.into_iter().map(|p| (p, Ok(()))).collect();
+                respond(reply, &write.group, GroupAnswer::OffsetDelete(answer), out);
+            }
         }
     }
 }
@@ -373,6 +397,52 @@ pub(super) fn on_request<L: ReplicaLog>(
                     let kind = WriteKind::Commit {
                         reply,
                         offsets: commit.offsets,
+                    };
+                    write(config, state, tp, &group, records, kind, out);
+                }
+            }
+        }
+        GroupOp::OffsetDelete(partitions) => {
+            if !known || group_mut.is_vacant() {
+                respond(
+                    reply,
+                    &group,
+                    GroupAnswer::Refused(ErrorCode::GroupIdNotFound),
+                    out,
+                );
+            } else if group_mut.phase != Phase::Empty {
+                // Kafka refuses only the topics the members subscribe to; the coordinator
+                // does not read subscriptions, so it refuses every one while there are members.
+                let answer = partitions
+                    .into_iter()
+                    .map(|p| (p, Err(ErrorCode::GroupSubscribedToTopic)))
+                    .collect();
+                respond(reply, &group, GroupAnswer::OffsetDelete(answer), out);
+            } else {
+                let deleted: Vec<GroupPartition> = partitions
+                    .iter()
+                    .filter(|p| group_mut.has_offset(p))
+                    .cloned()
+                    .collect();
+                if deleted.is_empty() {
+                    let answer = partitions.into_iter().map(|p| (p, Ok(()))).collect();
+                    respond(reply, &group, GroupAnswer::OffsetDelete(answer), out);
+                } else if !writable(state, tp) {
+                    let refused = GroupAnswer::Refused(ErrorCode::CoordinatorNotAvailable);
+                    respond(reply, &group, refused, out);
+                } else {
+                    let records = deleted
+                        .iter()
+                        .map(|partition| CoordinatorRecord::Offset {
+                            group: group.clone(),
+                            partition: partition.clone(),
+                            offset: None,
+                        })
+                        .collect();
+                    let kind = WriteKind::OffsetDelete {
+                        reply,
+                        deleted,
+                        asked: partitions,
                     };
                     write(config, state, tp, &group, records, kind, out);
                 }

@@ -35,6 +35,7 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::ListGroups => (0, 5),
         ApiKey::DescribeGroups => (0, 5),
         ApiKey::DeleteGroups => (0, 2),
+        ApiKey::OffsetDelete => (0, 0),
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::CreatePartitions => (0, 3),
         _ => return None,

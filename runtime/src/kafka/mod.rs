@@ -34,6 +34,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -421,6 +422,9 @@ impl Connection {
             }
             ApiKey::OffsetFetch => {
                 offset_fetch::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::OffsetDelete => {
+                offset_delete::request(self, frame, version, correlation_id).await
             }
             ApiKey::ListGroups => list_groups::request(self, frame, version, correlation_id).await,
             ApiKey::DescribeGroups => {
