@@ -84,10 +84,23 @@ pub struct CheckFlags {
     pub consumers: Option<u8>,
     /// Switch a rule of the protocol off, to see what it prevents (repeatable): kip380-update-fence,
     /// kip380-bounce-fence, kip320-fetch-fence, kip497-partition-epoch-fence,
-    /// kip903-broker-epoch-fence, kip966-min-isr-guard, follower-hw-cap, retention-below-hw
+    /// kip903-broker-epoch-fence, kip966-min-isr-guard, follower-hw-cap, retention-below-hw,
+    /// duplicate-detection, offsets-commit-acks-all, commit-generation-fence
     #[arg(long, value_name = "RULE")]
     #[serde(default)]
     pub without: Vec<String>,
+    /// Check the consumer group coordinator: group members in place of the producer and the
+    /// consumer, committed offsets in __consumer_offsets (1 partition on every broker). Its
+    /// defaults: --brokers 2 --partitions 2 --min-isr 1 --members 2 --max-generation 1
+    #[arg(long)]
+    pub groups: bool,
+    /// Group members, with --groups [default: 2]
+    #[arg(long)]
+    pub members: Option<u8>,
+    /// The largest group generation explored, with --groups (the first is 1; a rebalance makes
+    /// the next) [default: 1]
+    #[arg(long)]
+    pub max_generation: Option<i32>,
 }
 
 #[derive(Args, Clone, Debug, Default)]
@@ -195,6 +208,9 @@ impl CheckFlags {
             retries,
             consumers,
             without,
+            groups,
+            members,
+            max_generation,
         } = self;
         brokers.is_some()
             || partitions.is_some()
@@ -219,11 +235,26 @@ impl CheckFlags {
             || retries.is_some()
             || consumers.is_some()
             || !without.is_empty()
+            || *groups
+            || members.is_some()
+            || max_generation.is_some()
     }
 
     /// The configuration: the defaults with these flags applied, validated.
     pub fn config(&self) -> Result<CheckConfig, String> {
-        let mut config = CheckConfig::default();
+        let mut config = match self.groups {
+            true => CheckConfig::groups(),
+            false => CheckConfig::default(),
+        };
+        if !self.groups && (self.members.is_some() || self.max_generation.is_some()) {
+            return Err("--members and --max-generation need --groups".to_string());
+        }
+        if let Some(members) = self.members {
+            config.members = members;
+        }
+        if let Some(max_generation) = self.max_generation {
+            config.max_generation = max_generation;
+        }
         if let Some(brokers) = self.brokers {
             config.brokers = brokers;
         }
@@ -332,6 +363,18 @@ fn validate(config: &CheckConfig) -> Result<(), String> {
             "--crashes {}: at most --brokers ({})",
             config.crashes, config.brokers
         ));
+    }
+    if config.groups && !(1..=3).contains(&config.members) {
+        return Err(format!("--members {}: between 1 and 3", config.members));
+    }
+    if config.groups && !(1..=9).contains(&config.max_generation) {
+        return Err(format!(
+            "--max-generation {}: between 1 and 9",
+            config.max_generation
+        ));
+    }
+    if config.groups && config.consumers > 0 {
+        return Err("--groups has no consumer: leave --consumers out".to_string());
     }
     if config.consumers > 1 {
         return Err(format!("--consumers {}: 0 or 1", config.consumers));

@@ -99,6 +99,32 @@ fn bad_usage_exits_2_naming_the_flag() {
     let output = gregor(&["check", "--min-isr", "4"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("--min-isr"), "{}", stderr(&output));
+
+    let output = gregor(&["check", "--max-generation", "2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--groups"), "{}", stderr(&output));
+}
+
+#[test]
+fn the_group_check_reports_the_group_properties() {
+    let output = gregor(&[
+        "check",
+        "--groups",
+        "--members",
+        "1",
+        "--max-generation",
+        "2",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    for property in [
+        "one_owner_per_partition: holds",
+        "committed_offsets_survive: holds",
+        "fenced_commits: holds",
+        "commit_acked_after_failover: reached",
+    ] {
+        assert!(text.contains(property), "{property}: {text}");
+    }
 }
 
 #[test]

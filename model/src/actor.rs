@@ -1,5 +1,5 @@
 //! The roles as one `stateright` actor, so the model checker hosts the very handlers the
-//! runtime runs: `Controller | Broker | Producer | Consumer`, generic over the broker's log.
+//! runtime runs: `Controller | Broker | Producer | Consumer | Member`, generic over the broker's log.
 //!
 //! This module is a host like any other: it turns stateright's actor ids into the roles'
 //! addresses (`Layout`), executes the commands the handlers emit by the contract in
@@ -7,6 +7,7 @@
 
 use crate::broker::{self, BrokerState, BrokerStorage};
 use crate::client::consumer::{self, ConsumerConfig, ConsumerState};
+use crate::client::member::{self, MemberConfig, MemberState};
 use crate::client::producer::{self, ProducerConfig, ProducerState};
 use crate::config::{BrokerConfig, ControllerConfig};
 use crate::controller::{self, ControllerState};
@@ -58,6 +59,8 @@ pub enum Role<L: ReplicaLog> {
     },
     Producer(ProducerConfig<L::Batch>),
     Consumer(ConsumerConfig),
+    /// A consumer group member (`gregor check --groups`).
+    Member(MemberConfig),
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +76,7 @@ pub enum ActorState<L: ReplicaLog> {
     Broker(BrokerState<L>),
     Producer(ProducerState),
     Consumer(ConsumerState<L::Batch>),
+    Member(MemberState),
 }
 
 /// What survives a crash: the controller's decisions, what a broker's disk holds (shared, so
@@ -105,6 +109,12 @@ impl<L: ReplicaLog> ActorState<L> {
     pub fn consumer(&self) -> Option<&ConsumerState<L::Batch>> {
         match self {
             ActorState::Consumer(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn member(&self) -> Option<&MemberState> {
+        match self {
+            ActorState::Member(s) => Some(s),
             _ => None,
         }
     }
@@ -173,6 +183,7 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
             Role::Broker { config, .. } => format!("broker {}", config.id),
             Role::Producer(_) => "producer".to_string(),
             Role::Consumer(_) => "consumer".to_string(),
+            Role::Member(config) => config.client_id.clone(),
         }
     }
 
@@ -213,6 +224,12 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                 let state = consumer::on_start(config, &mut effects);
                 self.execute(effects, out, |never, _| match never {});
                 ActorState::Consumer(state)
+            }
+            Role::Member(config) => {
+                let mut effects = Effects::new();
+                let state = member::on_start(config, &mut effects);
+                self.execute(effects, out, |never, _| match never {});
+                ActorState::Member(state)
             }
         }
     }
@@ -260,6 +277,13 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                 });
                 self.execute(effects, out, |never, _| match never {});
             }
+            Role::Member(config) => {
+                let mut effects = Effects::new();
+                on_variant(state, ActorState::member, ActorState::Member, |s| {
+                    member::on_msg(config, s, from, msg, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
+            }
         }
     }
 
@@ -295,6 +319,13 @@ impl<L: ReplicaLog> Actor for GregorActor<L> {
                 let mut effects = Effects::new();
                 on_variant(state, ActorState::consumer, ActorState::Consumer, |s| {
                     consumer::on_timeout(config, s, timer, &mut effects)
+                });
+                self.execute(effects, out, |never, _| match never {});
+            }
+            Role::Member(config) => {
+                let mut effects = Effects::new();
+                on_variant(state, ActorState::member, ActorState::Member, |s| {
+                    member::on_timeout(config, s, timer, &mut effects)
                 });
                 self.execute(effects, out, |never, _| match never {});
             }

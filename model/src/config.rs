@@ -35,10 +35,17 @@ pub enum Rule {
     /// An idempotent producer's retried batch is answered with its original offset, not
     /// written again.
     DuplicateDetection,
+    /// The group coordinator answers an OffsetCommit, and its offsets take effect, once the
+    /// HW has passed the commit's records (Kafka's `offsets.commit.required.acks=-1`); without,
+    /// once they are appended to the coordinator's own log.
+    CommitAcksAll,
+    /// The group coordinator refuses a member's OffsetCommit unless the member is in the
+    /// group's current generation (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION).
+    CommitGenerationFence,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 11] = [
         Rule::UpdateBrokerEpochFence,
         Rule::BounceFence,
         Rule::FetchLeaderEpochFence,
@@ -48,6 +55,8 @@ impl Rule {
         Rule::FollowerHighWatermarkCap,
         Rule::RetentionBelowHighWatermark,
         Rule::DuplicateDetection,
+        Rule::CommitAcksAll,
+        Rule::CommitGenerationFence,
     ];
 
     /// The name `--without` takes.
@@ -62,6 +71,8 @@ impl Rule {
             Rule::FollowerHighWatermarkCap => "follower-hw-cap",
             Rule::RetentionBelowHighWatermark => "retention-below-hw",
             Rule::DuplicateDetection => "duplicate-detection",
+            Rule::CommitAcksAll => "offsets-commit-acks-all",
+            Rule::CommitGenerationFence => "commit-generation-fence",
         }
     }
 

@@ -957,12 +957,18 @@ impl<R: Clone> Group<R> {
     /// and generation (an admin's, or a consumer's that assigns partitions itself) only to a
     /// group without members; a member's only in its current generation, and not while the
     /// generation's assignment is being handed out.
+    /// `fence_generation` off (`--without commit-generation-fence`, checks only) lets any
+    /// commit that names a member id through, from whichever member and generation.
     pub fn check_commit(
         &self,
         member_id: Option<&MemberId>,
         instance_id: Option<&str>,
         generation: i32,
+        fence_generation: bool,
     ) -> Result<(), ErrorCode> {
+        if !fence_generation && member_id.is_some() {
+            return Ok(());
+        }
         match member_id {
             None if generation < 0 && instance_id.is_none() => match self.phase {
                 Phase::Empty => Ok(()),
@@ -1041,6 +1047,19 @@ impl<R: Clone> Group<R> {
         }
         out.push(Output::CancelTimer(GroupTimer::Join));
         out.push(Output::CancelTimer(GroupTimer::Sync(self.generation)));
+    }
+
+    /// How many member ids this coordinator has handed out for the group.
+    pub fn member_ids_handed_out(&self) -> u32 {
+        self.next_member
+    }
+
+    /// The requests it holds for an answer: joins waiting for the join to complete, syncs
+    /// waiting for the assignment.
+    pub fn waiting(&self) -> impl Iterator<Item = &R> {
+        self.members
+            .values()
+            .flat_map(|m| m.awaiting_join.iter().chain(m.awaiting_sync.iter()))
     }
 
     /// Whether the group keeps only what expires: no members, but offsets or a stored

@@ -265,3 +265,67 @@ fn formation_registers_every_broker_and_creates_the_topic_before_the_first_recor
         "two followers and the consumer"
     );
 }
+
+/// `gregor check --groups` with one member (small enough for a test): the group's properties
+/// hold exhaustively, every `Sometimes` property is reached, and the state count is pinned.
+#[test]
+fn the_group_check_holds_and_reaches_every_sometimes_property() {
+    let config = CheckConfig {
+        members: 1,
+        max_generation: 3,
+        ..CheckConfig::groups()
+    };
+    let sometimes = config.sometimes();
+    assert!(sometimes.contains(&"commit_acked_after_failover"));
+    let checker = config
+        .into_model()
+        .checker()
+        .threads(2)
+        .symmetry_fn(representative)
+        .spawn_dfs()
+        .join();
+    checker.assert_properties();
+    assert_eq!(checker.unique_state_count(), PINNED_GROUP_UNIQUE_STATES);
+}
+
+const PINNED_GROUP_UNIQUE_STATES: usize = 43_864;
+
+/// Each coordinator rule switched off lets the property it exists for fail.
+#[test]
+fn the_group_checks_find_the_coordinator_bugs_they_exist_for() {
+    use gregor_model::config::Rule;
+    let cases = [
+        (
+            Rule::CommitAcksAll,
+            "committed_offsets_survive",
+            CheckConfig {
+                members: 1,
+                max_generation: 3,
+                ..CheckConfig::groups()
+            },
+        ),
+        (
+            Rule::CommitGenerationFence,
+            "fenced_commits",
+            CheckConfig {
+                crashes: 0,
+                max_generation: 2,
+                ..CheckConfig::groups()
+            },
+        ),
+    ];
+    for (rule, property, mut config) in cases {
+        config.without.insert(rule);
+        let checker = config
+            .into_model()
+            .checker()
+            .threads(2)
+            .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+            .spawn_bfs()
+            .join();
+        assert!(
+            checker.discovery(property).is_some(),
+            "without {rule}: {property} holds"
+        );
+    }
+}

@@ -279,23 +279,23 @@ fn a_member_whose_session_expires_is_removed_unless_it_waits_on_the_coordinator(
 fn offset_commits_are_fenced_by_member_and_generation() {
     let mut group = group();
     assert_eq!(
-        group.check_commit(None, None, -1),
+        group.check_commit(None, None, -1, true),
         Ok(()),
         "an empty group: any commit"
     );
     let (leader, follower) = stable_pair(&mut group);
-    assert_eq!(group.check_commit(Some(&follower), None, 1), Ok(()));
+    assert_eq!(group.check_commit(Some(&follower), None, 1, true), Ok(()));
     assert_eq!(
-        group.check_commit(Some(&follower), None, 0),
+        group.check_commit(Some(&follower), None, 0, true),
         Err(ErrorCode::IllegalGeneration)
     );
     assert_eq!(
-        group.check_commit(None, None, -1),
+        group.check_commit(None, None, -1, true),
         Err(ErrorCode::IllegalGeneration),
         "a commit without a member, to a group with members"
     );
     assert_eq!(
-        group.check_commit(Some(&MemberId("x".into())), None, 1),
+        group.check_commit(Some(&MemberId("x".into())), None, 1, true),
         Err(ErrorCode::UnknownMemberId)
     );
 
@@ -303,18 +303,18 @@ fn offset_commits_are_fenced_by_member_and_generation() {
     let mut out = Vec::new();
     group.join(join(Some(&leader), "a"), 1, &mut out);
     assert_eq!(
-        group.check_commit(Some(&follower), None, 1),
+        group.check_commit(Some(&follower), None, 1, true),
         Ok(()),
         "during the join phase the current generation may still commit"
     );
     group.join(join(Some(&follower), "b"), 2, &mut out);
     assert_eq!(group.phase, Phase::CompletingRebalance);
     assert_eq!(
-        group.check_commit(Some(&follower), None, 2),
+        group.check_commit(Some(&follower), None, 2, true),
         Err(ErrorCode::RebalanceInProgress)
     );
     assert_eq!(
-        group.check_commit(Some(&follower), None, 1),
+        group.check_commit(Some(&follower), None, 1, true),
         Err(ErrorCode::IllegalGeneration),
         "the old generation is fenced"
     );
@@ -568,7 +568,7 @@ fn a_coordinator_rebuilds_its_groups_from_the_last_record_of_each_key() {
     assert_eq!(g.committed(None), vec![(("t".to_string(), 0), Some(at(4)))]);
     let simple = &groups["simple"];
     assert_eq!(simple.phase, Phase::Empty);
-    assert_eq!(simple.check_commit(None, None, -1), Ok(()));
+    assert_eq!(simple.check_commit(None, None, -1, true), Ok(()));
     assert_eq!(
         simple.committed(None),
         vec![(("t".to_string(), 0), Some(at(9)))]

@@ -50,3 +50,8 @@ fn a_commit_to_a_group_without_members_is_kept() {
 fn an_empty_groups_offsets_expire_after_the_retention() {
     scenarios::an_empty_groups_offsets_expire_after_the_retention(&setup());
 }
+
+#[test]
+fn checked_members_share_partitions_and_survive_a_coordinator_crash() {
+    scenarios::checked_members_share_partitions_and_survive_a_coordinator_crash(&setup());
+}

@@ -60,3 +60,11 @@ fn an_empty_groups_offsets_expire_after_the_retention() {
     let root = tempfile::tempdir().unwrap();
     scenarios::an_empty_groups_offsets_expire_after_the_retention(&setup(root.path()));
 }
+
+#[test]
+fn checked_members_share_partitions_and_survive_a_coordinator_crash() {
+    let root = tempfile::tempdir().unwrap();
+    scenarios::checked_members_share_partitions_and_survive_a_coordinator_crash(&setup(
+        root.path(),
+    ));
+}

@@ -18,7 +18,7 @@
 //! timers and writes to and from it.
 
 use super::{leader, BrokerEffects, BrokerState};
-use crate::config::{BrokerConfig, OFFSETS_TOPIC};
+use crate::config::{BrokerConfig, Rule, OFFSETS_TOPIC};
 use crate::effects::{Address, Ignored};
 use crate::group::{
     coordinator_partition, load_groups, CommittedOffset, CoordinatorRecord, Group, GroupPartition,
@@ -71,6 +71,18 @@ pub enum WriteKind {
         deleted: Vec<GroupPartition>,
         asked: Vec<GroupPartition>,
     },
+}
+
+impl CoordinatorWrite {
+    /// Whether a requester at `to` waits for this write's answer.
+    pub fn replies_to(&self, to: Address) -> bool {
+        match &self.kind {
+            WriteKind::Commit { reply, .. }
+            | WriteKind::Delete(reply)
+            | WriteKind::OffsetDelete { reply, .. } => reply.to == to,
+            WriteKind::Group(_) | WriteKind::Expire => false,
+        }
+    }
 }
 
 /// Whether `tp` is a partition of `__consumer_offsets`.
@@ -255,22 +267,7 @@ pub(super) fn on_high_watermark<L: ReplicaLog>(
                 }
             }
             WriteKind::Commit { reply, offsets } => {
-                // A commit to a group with no members (an admin's, or a consumer's that assigns
-                // its partitions itself) finds none: its group was vacant, so it was not kept.
-                if !offsets.is_empty() {
-                    let epoch = coordinator.epoch;
-                    let id = &write.group;
-                    coordinator
-                        .groups
-                        .entry(id.clone())
-                        .or_insert_with(|| Group::new(id.clone(), epoch, config.groups))
-                        .offsets_stored(offsets);
-                    // A commit while the group has no members restarts the count.
-                    if expiring(state, tp, &write.group) {
-                        arm_retention(config, tp, &write.group, out);
-                    }
-                }
-                respond(reply, &write.group, GroupAnswer::OffsetCommit(Ok(())), out);
+                committed(config, state, tp, &write.group, reply, offsets, out)
             }
             WriteKind::Delete(reply) => {
                 respond(reply, &write.group, GroupAnswer::Delete(Ok(())), out)
@@ -293,6 +290,35 @@ pub(super) fn on_high_watermark<L: ReplicaLog>(
             }
         }
     }
+}
+
+/// A commit's records are committed: its offsets take effect and it is answered.
+fn committed<L: ReplicaLog>(
+    config: &BrokerConfig,
+    state: &mut BrokerState<L>,
+    tp: TopicPartition,
+    group: &str,
+    reply: GroupReply,
+    offsets: Vec<(GroupPartition, CommittedOffset)>,
+    out: &mut BrokerEffects<L::Batch>,
+) {
+    // A commit to a group with no members (an admin's, or a consumer's that assigns its
+    // partitions itself) finds none if the group was vacant and was not kept, or was deleted
+    // meanwhile (then `offsets` is empty: its tombstones follow in the log).
+    if !offsets.is_empty() {
+        let coordinator = state.coordinators.get_mut(&tp).expect("still held");
+        let epoch = coordinator.epoch;
+        coordinator
+            .groups
+            .entry(group.to_string())
+            .or_insert_with(|| Group::new(group.to_string(), epoch, config.groups))
+            .offsets_stored(offsets);
+        // A commit while the group has no members restarts the count.
+        if expiring(state, tp, group) {
+            arm_retention(config, tp, group, out);
+        }
+    }
+    respond(reply, group, GroupAnswer::OffsetCommit(Ok(())), out);
 }
 
 /// A request for a group: refused NOT_COORDINATOR unless this broker leads the group's
@@ -372,6 +398,10 @@ pub(super) fn on_request<L: ReplicaLog>(
                 commit.member_id.as_ref(),
                 commit.instance_id.as_deref(),
                 commit.generation,
+                !config
+                    .protocol
+                    .without
+                    .contains(&Rule::CommitGenerationFence),
             );
             match checked {
                 Err(code) => respond(reply, &group, GroupAnswer::OffsetCommit(Err(code)), out),
@@ -672,12 +702,22 @@ fn write<L: ReplicaLog>(
         Ok((_, end_offset)) => end_offset,
         Err(error) => return out.stop(format_args!("appending to {tp}: {error}")),
     };
-    let coordinator = state.coordinators.get_mut(&tp).expect("the caller checked");
-    coordinator.writes.push(CoordinatorWrite {
-        end_offset,
-        group: group.to_string(),
-        kind,
-    });
+    match kind {
+        // Without `offsets-commit-acks-all` (checks only): answered once appended.
+        WriteKind::Commit { reply, offsets }
+            if config.protocol.without.contains(&Rule::CommitAcksAll) =>
+        {
+            committed(config, state, tp, group, reply, offsets, out)
+        }
+        kind => {
+            let coordinator = state.coordinators.get_mut(&tp).expect("the caller checked");
+            coordinator.writes.push(CoordinatorWrite {
+                end_offset,
+                group: group.to_string(),
+                kind,
+            });
+        }
+    }
     leader::advance_high_watermark(config, state, tp, out);
     leader::wake_held_fetches(config, state, tp, out);
 }

@@ -5,6 +5,7 @@
 use super::{CheckConfig, ModelLog, ModelState};
 use crate::actor::ActorState;
 use crate::broker::{BrokerState, Role};
+use crate::client::member::{MemberState, Membership};
 use crate::log::{EpochEndOffset, LogEntry, Record};
 use crate::message::{ErrorCode, FetchRequest, FetchResponse, Msg, PartitionState, Timer};
 use crate::types::{format_isr, Acks, CrashKind, TopicPartition};
@@ -91,6 +92,7 @@ pub fn actor_name(config: &CheckConfig, id: Id) -> String {
     match index {
         0 => "controller".to_string(),
         _ if index <= brokers => format!("broker {index}"),
+        _ if config.groups => format!("member{}", index - brokers),
         _ if index == brokers + 1 => "producer".to_string(),
         _ => "consumer".to_string(),
     }
@@ -172,6 +174,9 @@ fn changes(
                     batches[before.next_batch].value
                 ));
             }
+        }
+        (ActorState::Member(before), ActorState::Member(after)) => {
+            member_changes(before, after, &mut changes)
         }
         (ActorState::Consumer(before), ActorState::Consumer(after)) => {
             for read in &after.read[before.read.len()..] {
@@ -479,5 +484,39 @@ pub fn message(msg: &Msg<Record>) -> String {
             Err(error) => format!("ListOffsetsResponse({})", error.name()),
         },
         Msg::Disconnected => "Disconnected".to_string(),
+    }
+}
+
+/// What a group member learned, in words.
+fn member_changes(before: &MemberState, after: &MemberState, changes: &mut Vec<String>) {
+    if after.coordinator != before.coordinator {
+        changes.push(match after.coordinator {
+            Some(broker) => format!("finds its coordinator, broker {broker}"),
+            None => "looks for its coordinator again".to_string(),
+        });
+    }
+    if after.member_id != before.member_id {
+        changes.push(match &after.member_id {
+            Some(id) => format!("is member {}", id.0),
+            None => "forgets its member id".to_string(),
+        });
+    }
+    if after.membership != before.membership {
+        changes.push(match &after.membership {
+            Membership::Unjoined => "gives its partitions up and rejoins".to_string(),
+            Membership::Joined { generation } => format!("joins generation {generation}"),
+            Membership::Assigned {
+                generation,
+                partitions,
+                committed: false,
+            } => format!("is assigned partitions {partitions:?} in generation {generation}"),
+            Membership::Assigned {
+                generation,
+                partitions,
+                committed: true,
+            } => format!(
+                "is told its commit of offset {generation} for partitions {partitions:?} is written"
+            ),
+        });
     }
 }

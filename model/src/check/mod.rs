@@ -1,7 +1,9 @@
 //! The checked system: a controller, `brokers` brokers, one producer and (unless left out) one
-//! consumer over a network, started from a fixed formation (every broker registers, the
-//! producer creates the topic), with the bounds that keep the state space finite, and the
-//! properties that `specs/protocol.md` defines word for word (section "Properties").
+//! consumer — or, with `groups`, the members of one consumer group — over a network, started
+//! from a fixed formation (every broker registers, the producer creates the topic; or the
+//! members' first FindCoordinator creates `__consumer_offsets` and they join), with the bounds
+//! that keep the state space finite, and the properties that `specs/protocol.md` defines word
+//! for word (section "Properties").
 //!
 //! What only the checker needs lives here: the bounds, the network rule stateright lacks (a
 //! message to a crashed broker is lost), what it observes of steps for the `Sometimes`
@@ -13,16 +15,19 @@ pub mod properties;
 use crate::actor::{ActorState, GregorActor, Layout, Role, Storage};
 use crate::broker::BrokerState;
 use crate::client::consumer::ConsumerConfig;
+use crate::client::member::MemberConfig;
 use crate::client::producer::ProducerConfig;
 use crate::client::ClientConfig;
 use crate::config::{
-    BrokerConfig, BrokerTimeouts, ControllerConfig, ProtocolConfig, Rule, TopicConfig,
+    BrokerConfig, BrokerTimeouts, ControllerConfig, OffsetsTopicConfig, ProtocolConfig, Rule,
+    TopicConfig,
 };
 use crate::controller::ControllerState;
 use crate::effects::Address;
+use crate::group::{GroupTimer, Phase};
 use crate::log::{MemoryLog, MemoryLogConfig, Record, RecordBatch};
 use crate::message::Timer;
-use crate::message::{Msg, NewTopic};
+use crate::message::{ErrorCode, GroupAnswer, GroupOp, Msg, NewTopic};
 use crate::types::{Acks, BrokerEpoch, BrokerId, CrashKind, FlushPolicy, TopicPartition, Variant};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network};
@@ -93,6 +98,15 @@ pub struct CheckConfig {
     pub consumers: u8,
     /// Rules switched off, to show what goes wrong without them.
     pub without: BTreeSet<Rule>,
+    /// The consumer group check (`--groups`): in place of the producer and the consumer,
+    /// `members` members of one group split the topic's partitions and commit their positions
+    /// through the coordinator, which keeps them in `__consumer_offsets` (one partition,
+    /// replicated to every broker).
+    pub groups: bool,
+    /// Group members (with `groups`).
+    pub members: u8,
+    /// The largest group generation explored (with `groups`; the first is 1).
+    pub max_generation: i32,
 }
 
 impl Default for CheckConfig {
@@ -123,9 +137,15 @@ impl Default for CheckConfig {
             attempts_max: 2,
             consumers: 1,
             without: BTreeSet::new(),
+            groups: false,
+            members: 2,
+            max_generation: 1,
         }
     }
 }
+
+/// The name of the checked group.
+pub const GROUP: &str = "g";
 
 /// What the checker observed of past steps, for `Sometimes` properties no state shows by
 /// itself (stateright's history). Only what the configuration's properties ask for is kept.
@@ -147,6 +167,13 @@ pub struct Observed {
     pub follower_reset_to_log_start: Option<(BrokerId, TopicPartition)>,
     /// A broker restarted and found a HW checkpoint above 0.
     pub restarted_from_checkpoint: bool,
+    /// A coordinator wrote a member's commit although the member was not in the group's
+    /// current generation (`fenced_commits`).
+    pub stale_commit_written: bool,
+    /// A coordinator refused a member's commit with ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID.
+    pub stale_commit_refused: bool,
+    /// A member's commit was acknowledged by a coordinator elected after the first.
+    pub commit_acked_after_failover: bool,
 }
 
 impl CheckConfig {
@@ -169,9 +196,38 @@ impl CheckConfig {
         (1..=self.records).map(Record::new).collect()
     }
 
+    /// The defaults of `gregor check --groups`: 2 brokers, `__consumer_offsets` with one
+    /// partition on both (min ISR 1, Kafka's default for it), 2 members splitting a topic of 2
+    /// partitions, one broker down at a time, the first generation (rebalances are explored
+    /// with `--max-generation`: the check files bound the rest to stay exhaustive).
+    pub fn groups() -> CheckConfig {
+        CheckConfig {
+            brokers: 2,
+            partitions: 2,
+            min_insync_replicas: 1,
+            consumers: 0,
+            groups: true,
+            max_generation: 1,
+            ..CheckConfig::default()
+        }
+    }
+
+    /// The `Always` properties that apply: the replication properties (of
+    /// `__consumer_offsets` too), and the group properties with `groups`.
+    pub fn always(&self) -> Vec<&'static str> {
+        let mut names = properties::ALWAYS.to_vec();
+        if !self.groups {
+            names.retain(|name| !properties::GROUP_ALWAYS.contains(name));
+        }
+        names
+    }
+
     /// The `Sometimes` properties that apply: the model is not vacuous, and each flag's
     /// behaviour happened.
     pub fn sometimes(&self) -> Vec<&'static str> {
+        if self.groups {
+            return self.group_sometimes();
+        }
         let mut names = vec!["record_committed"];
         if self.acks != Acks::None {
             names.push("record_acked");
@@ -216,6 +272,25 @@ impl CheckConfig {
         names
     }
 
+    fn group_sometimes(&self) -> Vec<&'static str> {
+        let mut names = vec![
+            "record_committed",
+            "group_stable",
+            "commit_acked",
+            "isr_shrunk",
+        ];
+        if self.max_generation > 1 {
+            names.extend(["group_rebalanced", "stale_commit_refused"]);
+        }
+        if self.crashes > 0 {
+            names.extend(["leader_changed", "commit_acked_after_failover"]);
+        }
+        if self.max_registrations > 0 {
+            names.push("broker_registered_again");
+        }
+        names
+    }
+
     /// Builds the model: actors, network, crashes, bounds and properties.
     pub fn into_model(self) -> Model {
         let layout = self.layout();
@@ -249,6 +324,10 @@ impl CheckConfig {
             let config = BrokerConfig {
                 protocol: protocol.clone(),
                 timeouts: timeouts.clone(),
+                offsets_topic: OffsetsTopicConfig {
+                    partitions: 1,
+                    replication_factor: self.brokers,
+                },
                 ..BrokerConfig::new(BrokerId(id), ProtocolConfig::default())
             };
             actors.push(GregorActor {
@@ -262,6 +341,53 @@ impl CheckConfig {
             request_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
         };
+        if self.groups {
+            for member in 1..=self.members {
+                actors.push(GregorActor {
+                    layout,
+                    role: Role::Member(MemberConfig {
+                        client: client.clone(),
+                        group: GROUP.to_string(),
+                        client_id: format!("member{member}"),
+                        partitions: self.partitions,
+                        session_timeout: Duration::from_secs(10),
+                        rebalance_timeout: Duration::from_secs(30),
+                        heartbeat_interval: Duration::from_secs(3),
+                    }),
+                });
+            }
+        } else {
+            self.push_producer_and_consumer(layout, client, &mut actors);
+        }
+        let network = match self.network {
+            NetworkKind::Ordered => Network::new_ordered([]),
+            NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),
+        };
+        let lossy = match self.lossy {
+            true => LossyNetwork::Yes,
+            false => LossyNetwork::No,
+        };
+        let system = ActorModel::new(self.clone(), Observed::default())
+            .actors(actors)
+            .init_network(network)
+            .lossy_network(lossy)
+            .max_crashes(self.crashes);
+        let sometimes = self.sometimes();
+        Model {
+            cfg: self,
+            system,
+            sometimes,
+            no_op_steps: false,
+        }
+    }
+
+    /// The producer (which creates the topic) and, unless left out, the consumer.
+    fn push_producer_and_consumer(
+        &self,
+        layout: Layout,
+        client: ClientConfig,
+        actors: &mut Vec<ModelActor>,
+    ) {
         actors.push(GregorActor {
             layout,
             role: Role::Producer(ProducerConfig {
@@ -291,26 +417,6 @@ impl CheckConfig {
                     partition_fetch_max_bytes: u64::from(self.records),
                 }),
             });
-        }
-        let network = match self.network {
-            NetworkKind::Ordered => Network::new_ordered([]),
-            NetworkKind::Unordered => Network::new_unordered_nonduplicating([]),
-        };
-        let lossy = match self.lossy {
-            true => LossyNetwork::Yes,
-            false => LossyNetwork::No,
-        };
-        let system = ActorModel::new(self.clone(), Observed::default())
-            .actors(actors)
-            .init_network(network)
-            .lossy_network(lossy)
-            .max_crashes(self.crashes);
-        let sometimes = self.sometimes();
-        Model {
-            cfg: self,
-            system,
-            sometimes,
-            no_op_steps: false,
         }
     }
 }
@@ -420,6 +526,8 @@ impl Model {
         let current_leader = |tp: &TopicPartition| {
             controller(state).partition(*tp).and_then(|p| p.leader) == Some(broker)
         };
+        // A group coordinator holds a join until the join completes, a sync until the
+        // assignment is stored, a commit until it is committed (or it resigns).
         let holds = !state.crashed[index]
             && state.actor_states[index].broker().is_some_and(|b| {
                 b.held_fetches.iter().any(|h| h.requester == client)
@@ -428,13 +536,68 @@ impl Model {
                             l.pending_produces.iter().any(|p| p.requester == client)
                         }) && current_leader(tp)
                     })
+                    || b.coordinators.iter().any(|(tp, c)| {
+                        let waits = c
+                            .groups
+                            .values()
+                            .any(|g| g.waiting().any(|r| r.to == client));
+                        let writes = c.writes.iter().any(|w| w.replies_to(client));
+                        (waits || writes) && current_leader(tp)
+                    })
             });
         let broker = Id::from(index);
-        let on_link = |src: Id, dst: Id| match &state.network {
-            Network::Ordered(flows) => flows.get(&(src, dst)).is_some_and(|f| !f.is_empty()),
-            network => network.iter_all().any(|e| e.src == src && e.dst == dst),
+        !holds && !on_link(state, id, broker) && !on_link(state, broker, id)
+    }
+
+    /// A member's heartbeat is sent only when its answer would be news: an error (a
+    /// rebalance, an unknown member or generation, a coordinator gone). One answered OK leads
+    /// back to the very state it left (the coordinator's session timer, already armed, is
+    /// armed again; so is the member's heartbeat timer): the round trip adds states and no
+    /// behaviour — the coordinator's session timer may fire at any moment regardless.
+    fn heartbeat_is_news(&self, state: &ModelState, id: Id) -> bool {
+        let Some(member) = state.actor_states[usize::from(id)].member() else {
+            return true;
         };
-        !holds && !on_link(id, broker) && !on_link(broker, id)
+        let (Some(broker), Some((generation, _)), Some(member_id)) = (
+            member.coordinator,
+            member.assignment(),
+            member.member_id.as_ref(),
+        ) else {
+            return true;
+        };
+        let index = broker.0 as usize;
+        let group = properties::group_partition(state).and_then(|tp| {
+            state.actor_states[index]
+                .broker()?
+                .coordinators
+                .get(&tp)?
+                .groups
+                .get(GROUP)
+        });
+        let answered_ok = !state.crashed[index]
+            && group.is_some_and(|g| {
+                g.members.contains_key(member_id)
+                    && g.generation == generation
+                    && matches!(g.phase, Phase::CompletingRebalance | Phase::Stable)
+            });
+        !answered_ok
+    }
+
+    /// A coordinator's timers that stand for waits longer than any round trip fire only once
+    /// nothing is on its way between the coordinator and the members they are about: a
+    /// member id handed out with MEMBER_ID_REQUIRED expires (after the session timeout) only
+    /// if its member's join is not on its way; a generation's members that have not synced
+    /// are removed (after the rebalance timeout) only if their syncs are not on their way.
+    /// Checked members answer at once, so this only leaves out timers firing before a round
+    /// trip could end.
+    fn coordinator_timer_may_fire(&self, state: &ModelState, id: Id, timer: &GroupTimer) -> bool {
+        if !matches!(timer, GroupTimer::Pending(_) | GroupTimer::Sync(_)) {
+            return true;
+        }
+        let members = self.cfg.brokers as usize + 1..self.actors().len();
+        members
+            .map(Id::from)
+            .all(|member| !on_link(state, id, member) && !on_link(state, member, id))
     }
 
     /// The registrations after formation: broker epochs saved beyond each broker's first.
@@ -471,6 +634,15 @@ impl stateright::Model for Model {
             ActorModelAction::Timeout(id, Timer::FetchExpiry(requester)) => {
                 expiry_is_news(state, usize::from(*id), *requester)
             }
+            // Offsets retention (7 days without members) is out of the group check's scope:
+            // its expiry deletes committed offsets by design (`model/tests/timed.rs` covers it).
+            ActorModelAction::Timeout(_, Timer::Group(_, _, GroupTimer::Retention)) => false,
+            ActorModelAction::Timeout(id, Timer::Group(_, _, timer)) => {
+                self.coordinator_timer_may_fire(state, *id, timer)
+            }
+            ActorModelAction::Timeout(id, Timer::Heartbeat) if self.cfg.groups => {
+                usize::from(*id) <= self.cfg.brokers as usize || self.heartbeat_is_news(state, *id)
+            }
             ActorModelAction::Timeout(id, timer) => self.may_time_out(state, *id, timer),
             _ => true,
         });
@@ -498,7 +670,9 @@ impl stateright::Model for Model {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let always = properties::ALWAYS
+        let always = self
+            .cfg
+            .always()
             .into_iter()
             .map(|name| Property::always(name, properties::always(name)));
         let sometimes = self
@@ -515,11 +689,29 @@ impl stateright::Model for Model {
             p.leader_epoch.0 <= self.cfg.max_epoch
                 && p.partition_epoch.0 <= self.cfg.max_partition_epoch
         });
-        zombie_free && epochs && self.registrations(state) <= self.cfg.max_registrations
+        let generations = live_brokers(state).all(|(_, broker)| {
+            broker
+                .coordinators
+                .values()
+                .all(|c| c.groups.values().all(|g| self.within_group_bounds(g)))
+        });
+        zombie_free
+            && epochs
+            && generations
+            && self.registrations(state) <= self.cfg.max_registrations
     }
 }
 
 impl Model {
+    /// A group's generations up to `max_generation`, and member ids handed out by one
+    /// coordinator up to `members + max_generation` (a member forgets its id, on
+    /// UNKNOWN_MEMBER_ID, only after a rebalance removed it or its pending id expired).
+    fn within_group_bounds(&self, group: &crate::group::Group<crate::message::GroupReply>) -> bool {
+        group.generation <= self.cfg.max_generation
+            && group.member_ids_handed_out() as i32
+                <= i32::from(self.cfg.members) + self.cfg.max_generation
+    }
+
     /// Records what a step did that later states cannot show (only what a property asks for).
     fn observe(&self, last: &ModelState, action: &ModelAction, next: &mut ModelState) {
         let wants = |name: &str| self.sometimes.contains(&name);
@@ -559,6 +751,11 @@ impl Model {
                     self.observe_broker(BrokerId(index as u32), before, after, msg, &mut history);
                     next.history = history;
                 }
+                if self.cfg.groups {
+                    let mut history = next.history.clone();
+                    self.observe_group(last, next, index, msg, &mut history);
+                    next.history = history;
+                }
                 if let Msg::BrokerRegistration { broker, .. } = msg {
                     if wants("bounced_broker_fenced_everywhere") {
                         let fenced = fenced_everywhere(controller(last), controller(next), *broker);
@@ -576,6 +773,66 @@ impl Model {
                     let msg = Msg::Disconnected;
                     self.observe_broker(BrokerId(index as u32), before, after, &msg, &mut history);
                     next.history = history;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What a delivery shows of the group: a stale commit written or refused, a commit
+    /// acknowledged after a failover.
+    fn observe_group(
+        &self,
+        last: &ModelState,
+        next: &ModelState,
+        dst: usize,
+        msg: &Msg<Record>,
+        history: &mut Observed,
+    ) {
+        use crate::log::ReplicaLog;
+        match msg {
+            Msg::Group(request) => {
+                let GroupOp::OffsetCommit(commit) = &request.op else {
+                    return;
+                };
+                let (Some(before), Some(after), Some(tp)) = (
+                    last.actor_states[dst].broker(),
+                    next.actor_states[dst].broker(),
+                    properties::group_partition(last),
+                ) else {
+                    return;
+                };
+                let Some(coordinator) = before.coordinators.get(&tp) else {
+                    return;
+                };
+                let written = after.replicas.get(&tp).map(|r| r.log.log_end_offset())
+                    > before.replicas.get(&tp).map(|r| r.log.log_end_offset());
+                let group = coordinator.groups.get(&request.group);
+                let current = commit.member_id.as_ref().is_some_and(|id| {
+                    group.is_some_and(|g| {
+                        g.members.contains_key(id) && g.generation == commit.generation
+                    })
+                });
+                history.stale_commit_written |= written && !current;
+            }
+            Msg::GroupResponse(response) => {
+                let client = self.cfg.layout().address(Id::from(dst));
+                if !matches!(client, Address::Client(_)) {
+                    return;
+                }
+                match response.answer {
+                    GroupAnswer::OffsetCommit(Err(
+                        ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId,
+                    )) => {
+                        history.stale_commit_refused = true;
+                    }
+                    GroupAnswer::OffsetCommit(Ok(())) => {
+                        let failed_over = properties::group_partition(last)
+                            .and_then(|tp| controller(last).partition(tp))
+                            .is_some_and(|p| p.leader_epoch.0 > 0);
+                        history.commit_acked_after_failover |= failed_over;
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -686,6 +943,14 @@ fn expiry_is_news(state: &ModelState, leader: usize, requester: Address) -> bool
         learns > at_follower.high_watermark
             || at_leader.log.log_start_offset() > at_follower.log.log_start_offset()
     })
+}
+
+/// Whether a message from `src` to `dst` is on its way.
+fn on_link(state: &ModelState, src: Id, dst: Id) -> bool {
+    match &state.network {
+        Network::Ordered(flows) => flows.get(&(src, dst)).is_some_and(|f| !f.is_empty()),
+        network => network.iter_all().any(|e| e.src == src && e.dst == dst),
+    }
 }
 
 /// Drops every message whose destination is down.

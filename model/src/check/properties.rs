@@ -2,14 +2,19 @@
 //! means not crashed; a crashed broker's last state is not consulted. Every partition rule is
 //! checked per partition; records retired by retention (below a log start offset) are not lost.
 
-use super::{controller, has_zombie, live_brokers, Model, ModelLog, ModelState};
+use super::{controller, has_zombie, live_brokers, Model, ModelLog, ModelState, GROUP, TOPIC};
 use crate::broker::{BrokerState, Replica, Role};
+use crate::client::member::MemberState;
+use crate::config::OFFSETS_TOPIC;
+use crate::group::coordinator_partition;
 use crate::log::{LogEntry, Record, ReplicaLog};
 use crate::message::LeaderRecovery;
 use crate::types::{BrokerId, Offset, TopicPartition};
+use std::collections::BTreeMap;
 
-/// Every `Always` property, in the order reports list them.
-pub const ALWAYS: [&str; 8] = [
+/// Every `Always` property, in the order reports list them (the group properties apply only
+/// to `gregor check --groups`).
+pub const ALWAYS: [&str; 11] = [
     "leader_in_isr",
     "strong_isr",
     "log_matching",
@@ -18,6 +23,16 @@ pub const ALWAYS: [&str; 8] = [
     "hw_never_decreases",
     "one_leader_per_epoch",
     "no_duplicate_writes",
+    "one_owner_per_partition",
+    "committed_offsets_survive",
+    "fenced_commits",
+];
+
+/// The consumer group properties.
+pub const GROUP_ALWAYS: [&str; 3] = [
+    "one_owner_per_partition",
+    "committed_offsets_survive",
+    "fenced_commits",
 ];
 
 type Condition = fn(&Model, &ModelState) -> bool;
@@ -32,6 +47,9 @@ pub fn always(name: &str) -> Condition {
         "hw_never_decreases" => hw_never_decreases,
         "one_leader_per_epoch" => one_leader_per_epoch,
         "no_duplicate_writes" => no_duplicate_writes,
+        "one_owner_per_partition" => one_owner_per_partition,
+        "committed_offsets_survive" => committed_offsets_survive,
+        "fenced_commits" => |_, s| !s.history.stale_commit_written,
         _ => unreachable!("unknown property {name}"),
     }
 }
@@ -54,6 +72,11 @@ pub fn sometimes(name: &str) -> Condition {
         "follower_caught_up_from_log_start" => follower_caught_up_from_log_start,
         "bounced_broker_fenced_everywhere" => |_, s| s.history.bounced_broker_fenced_everywhere,
         "restarted_from_checkpoint" => |_, s| s.history.restarted_from_checkpoint,
+        "group_stable" => group_stable,
+        "commit_acked" => commit_acked,
+        "group_rebalanced" => group_rebalanced,
+        "stale_commit_refused" => |_, s| s.history.stale_commit_refused,
+        "commit_acked_after_failover" => |_, s| s.history.commit_acked_after_failover,
         _ => unreachable!("unknown property {name}"),
     }
 }
@@ -88,17 +111,26 @@ pub fn hint(name: &str) -> &'static str {
             "no broker restarted from a HW checkpoint above 0: raise --max-registrations and \
              --crashes"
         }
+        "group_rebalanced" | "stale_commit_refused" => {
+            "no second generation: raise --max-generation (a session must expire, or a member \
+             rejoin)"
+        }
+        "commit_acked_after_failover" => {
+            "no commit after a coordinator failover: raise --crashes, --max-epoch or \
+             --max-generation"
+        }
         _ => "raise --records, --retries or --max-epoch",
     }
 }
 
-/// The producer's state.
-fn producer(state: &ModelState) -> &crate::client::producer::ProducerState {
-    state
-        .actor_states
-        .iter()
-        .find_map(|actor| actor.producer())
-        .expect("a producer")
+/// The producer's state (`--groups` has none).
+fn producer(state: &ModelState) -> Option<&crate::client::producer::ProducerState> {
+    state.actor_states.iter().find_map(|actor| actor.producer())
+}
+
+/// The group members' states (`--groups`).
+fn members(state: &ModelState) -> impl Iterator<Item = &MemberState> {
+    state.actor_states.iter().filter_map(|actor| actor.member())
 }
 
 /// The consumer, unless the configuration leaves it out.
@@ -194,11 +226,14 @@ pub fn log_matching(_: &Model, state: &ModelState) -> bool {
 /// Every record acknowledged to the producer is in the log of the controller's current leader
 /// of its partition (while that leader is live), at the offset it was acknowledged.
 pub fn acked_writes_survive(model: &Model, state: &ModelState) -> bool {
-    let Some(topic) = producer(state).metadata.topic_id else {
+    let Some(producer) = producer(state) else {
+        return true;
+    };
+    let Some(topic) = producer.metadata.topic_id else {
         return true;
     };
     let batches = model.cfg.batches();
-    producer(state).acknowledged.iter().all(|acked| {
+    producer.acknowledged.iter().all(|acked| {
         let tp = TopicPartition {
             topic_id: topic,
             partition: acked.partition,
@@ -246,7 +281,8 @@ pub fn one_leader_per_epoch(_: &Model, state: &ModelState) -> bool {
     })
 }
 
-/// No replica's log holds a record twice (the producer's records are distinct values).
+/// No replica's log holds a record twice (the producer's records are distinct values; a group
+/// coordinator's batches are not the producer's).
 pub fn no_duplicate_writes(_: &Model, state: &ModelState) -> bool {
     live_brokers(state).all(|(_, broker)| {
         broker.replicas.values().all(|replica| {
@@ -254,6 +290,7 @@ pub fn no_duplicate_writes(_: &Model, state: &ModelState) -> bool {
                 .log
                 .entries()
                 .iter()
+                .filter(|e| e.batch.coordinator.is_none())
                 .map(|e| e.batch.value)
                 .collect();
             let count = values.len();
@@ -271,7 +308,7 @@ pub fn record_committed(_: &Model, state: &ModelState) -> bool {
 
 /// The producer got an acknowledgement.
 pub fn record_acked(_: &Model, state: &ModelState) -> bool {
-    !producer(state).acknowledged.is_empty()
+    producer(state).is_some_and(|p| !p.acknowledged.is_empty())
 }
 
 /// The controller elected a leader after the first.
@@ -337,4 +374,85 @@ pub fn follower_caught_up_from_log_start(_: &Model, state: &ModelState) -> bool 
     controller(state)
         .partition(tp)
         .is_some_and(|p| p.isr.contains(&broker) && p.leader != Some(broker))
+}
+
+/// Within a generation, no partition is assigned to two members: any two members that hold
+/// their assignment of the same generation hold disjoint partitions.
+pub fn one_owner_per_partition(_: &Model, state: &ModelState) -> bool {
+    let assigned: Vec<(i32, &[u32])> = members(state).filter_map(|m| m.assignment()).collect();
+    assigned.iter().enumerate().all(|(i, (generation, mine))| {
+        assigned[i + 1..]
+            .iter()
+            .filter(|(other, _)| other == generation)
+            .all(|(_, theirs)| mine.iter().all(|p| !theirs.contains(p)))
+    })
+}
+
+/// An acknowledged commit is what OffsetFetch returns from then on, coordinator failover
+/// included, until a later commit replaces it: the group's current coordinator (the live
+/// broker the controller names leader of the group's partition of `__consumer_offsets`, once
+/// it has taken the partition over) holds, for every partition, an offset no lower than the
+/// highest commit acknowledged to any member (later generations commit higher offsets).
+pub fn committed_offsets_survive(_: &Model, state: &ModelState) -> bool {
+    let mut acked: BTreeMap<u32, u64> = BTreeMap::new();
+    for member in members(state) {
+        for (partition, offset) in &member.acknowledged {
+            let highest = acked.entry(*partition).or_default();
+            *highest = (*highest).max(*offset);
+        }
+    }
+    if acked.is_empty() {
+        return true;
+    }
+    let Some(tp) = group_partition(state) else {
+        return true;
+    };
+    let Some(coordinator) = current_leader_broker(state, tp).and_then(|b| b.coordinators.get(&tp))
+    else {
+        return true;
+    };
+    let group = coordinator.groups.get(GROUP);
+    acked.iter().all(|(partition, offset)| {
+        let key = (TOPIC.to_string(), *partition);
+        group
+            .and_then(|g| g.offsets.get(&key))
+            .is_some_and(|committed| committed.offset >= *offset)
+    })
+}
+
+/// The checked group's partition of `__consumer_offsets`, once the controller created it.
+pub fn group_partition(state: &ModelState) -> Option<TopicPartition> {
+    let topic = controller(state)
+        .topics
+        .values()
+        .find(|t| t.info.name == OFFSETS_TOPIC)?;
+    Some(TopicPartition {
+        topic_id: topic.info.id,
+        partition: coordinator_partition(GROUP, topic.info.partitions),
+    })
+}
+
+/// The broker the controller names leader of `tp`, if it is live and acts as the
+/// controller's.
+fn current_leader_broker(state: &ModelState, tp: TopicPartition) -> Option<&BrokerState<ModelLog>> {
+    let leader = controller(state).partition(tp)?.leader?;
+    acting_replicas_of(state, tp).find(|(id, _)| *id == leader)?;
+    live_brokers(state)
+        .find(|(id, _)| *id == leader)
+        .map(|(_, b)| b)
+}
+
+/// A member holds an assignment.
+pub fn group_stable(_: &Model, state: &ModelState) -> bool {
+    members(state).any(|m| m.assignment().is_some())
+}
+
+/// A member's commit was acknowledged.
+pub fn commit_acked(_: &Model, state: &ModelState) -> bool {
+    members(state).any(|m| !m.acknowledged.is_empty())
+}
+
+/// A member holds an assignment of a generation after the first.
+pub fn group_rebalanced(_: &Model, state: &ModelState) -> bool {
+    members(state).any(|m| m.assignment().is_some_and(|(generation, _)| generation > 1))
 }

@@ -1,10 +1,11 @@
-//! Clients as the checker and the simulator run them: a producer and a consumer that use the
-//! brokers as Kafka's clients do. They learn leaders by asking any broker (Metadata), send to
+//! Clients as the checker and the simulator run them: a producer, a consumer and consumer group
+//! members that use the brokers as Kafka's clients do. They learn leaders by asking any broker (Metadata), send to
 //! the leader they know, and on NOT_LEADER_OR_FOLLOWER, another error or a request that goes
 //! unanswered for `request.timeout.ms`, ask again and retry. Metadata about a partition is
 //! taken only if its leader epoch is no older than what the client knows (KIP-320).
 
 pub mod consumer;
+pub mod member;
 pub mod producer;
 
 use crate::effects::{Address, Effects};

@@ -9,7 +9,7 @@ pub mod scenarios;
 
 use crate::actor::Role;
 use crate::broker::{self, BrokerSave, BrokerState, BrokerStorage};
-use crate::client::{consumer, producer};
+use crate::client::{consumer, member, producer};
 use crate::config::{BrokerConfig, ControllerConfig};
 use crate::controller::{self, ControllerState};
 use crate::effects::{Address, Command, Effects};
@@ -27,6 +27,7 @@ enum Running<L: ReplicaLog> {
     Broker(BrokerState<L>),
     Producer(producer::ProducerState),
     Consumer(consumer::ConsumerState<L::Batch>),
+    Member(member::MemberState),
 }
 
 struct Node<L: ReplicaLog> {
@@ -180,6 +181,13 @@ impl<L: ReplicaLog> Simulation<L> {
     pub fn consumer(&self, id: ClientId) -> Option<&consumer::ConsumerState<L::Batch>> {
         match self.nodes.get(&Address::Client(id))?.running.as_ref()? {
             Running::Consumer(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    pub fn member(&self, id: ClientId) -> Option<&member::MemberState> {
+        match self.nodes.get(&Address::Client(id))?.running.as_ref()? {
+            Running::Member(state) => Some(state),
             _ => None,
         }
     }
@@ -428,6 +436,12 @@ fn on_start<L: ReplicaLog>(node: &Node<L>, out: &mut StepEffects<L::Batch>) -> R
             out.take(effects, |never| match never {});
             Running::Consumer(state)
         }
+        Role::Member(config) => {
+            let mut effects = Effects::new();
+            let state = member::on_start(config, &mut effects);
+            out.take(effects, |never| match never {});
+            Running::Member(state)
+        }
     }
 }
 
@@ -503,6 +517,15 @@ fn on_input<L: ReplicaLog>(
             });
             out.take(effects, |never| match never {});
             Running::Consumer(state)
+        }
+        (Role::Member(config), Running::Member(state)) => {
+            let mut effects = Effects::new();
+            let state = owned(state, |s| match input {
+                Input::Msg(from, msg) => member::on_msg(config, s, from, msg, &mut effects),
+                Input::Timer(timer) => member::on_timeout(config, s, timer, &mut effects),
+            });
+            out.take(effects, |never| match never {});
+            Running::Member(state)
         }
         _ => unreachable!("a node runs its own role"),
     };

@@ -5,6 +5,9 @@
 //! Each scenario panics, naming what went wrong, if the protocol misses its deadline.
 
 use super::{Received, Simulation};
+use crate::actor::Role;
+use crate::client::member::{MemberConfig, Membership};
+use crate::client::ClientConfig;
 use crate::config::{BrokerConfig, BrokerTimeouts, ControllerConfig, ProtocolConfig, TopicConfig};
 use crate::effects::Address;
 use crate::group::{Answer, CommittedOffset, JoinRequest, MemberId, Phase, SyncRequest};
@@ -681,4 +684,118 @@ pub fn an_empty_groups_offsets_expire_after_the_retention<L: ReplicaLog>(setup: 
         GroupAnswer::Describe(None),
         "and the group with them"
     );
+}
+
+/// The checker's group members on a real clock: `member` ids 1 and 2 of group `g` splitting
+/// `orders` (3 partitions).
+fn add_members<L: ReplicaLog>(sim: &mut Simulation<L>) {
+    for id in [1, 2] {
+        let config = MemberConfig {
+            client: ClientConfig {
+                topic: "orders".to_string(),
+                bootstrap: vec![BrokerId(1), BrokerId(2), BrokerId(3)],
+                request_timeout: ms(30_000),
+                retry_backoff: ms(100),
+            },
+            group: "g".to_string(),
+            client_id: format!("member{id}"),
+            partitions: 3,
+            session_timeout: ms(10_000),
+            rebalance_timeout: ms(30_000),
+            heartbeat_interval: ms(3_000),
+        };
+        sim.add_client(ClientId(id), Role::Member(config));
+    }
+}
+
+/// Both members' assignments, if both hold one of the same generation: disjoint, covering
+/// every partition.
+fn shared_assignment<L: ReplicaLog>(sim: &Simulation<L>) -> Option<i32> {
+    let one = sim.member(ClientId(1))?;
+    let two = sim.member(ClientId(2))?;
+    let ((g1, p1), (g2, p2)) = (one.assignment()?, two.assignment()?);
+    if g1 != g2 {
+        return None;
+    }
+    assert!(
+        p1.iter().all(|p| !p2.contains(p)),
+        "generation {g1} gives a partition to both members: {p1:?} and {p2:?}"
+    );
+    let mut all: Vec<u32> = p1.iter().chain(p2).copied().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![0, 1, 2],
+        "generation {g1} assigns every partition"
+    );
+    Some(g1)
+}
+
+/// Two of the checker's group members, with Kafka's default timings: they share the topic's
+/// partitions in the first generation after `group.initial.rebalance.delay.ms` and commit;
+/// heartbeats every 3 s keep their 10 s sessions for a minute with no rebalance; when the
+/// coordinator dies, they find the new one (their requests to the dead one time out after
+/// `request.timeout.ms`), rejoin and share the partitions again, and every commit they were
+/// told is written is still there.
+pub fn checked_members_share_partitions_and_survive_a_coordinator_crash<L: ReplicaLog>(
+    setup: &Setup<L>,
+) {
+    let mut sim = cluster(setup);
+    add_members(&mut sim);
+    let committed = |sim: &Simulation<L>| {
+        [ClientId(1), ClientId(2)].iter().all(|id| {
+            sim.member(*id).is_some_and(|m| {
+                matches!(
+                    m.membership,
+                    Membership::Assigned {
+                        committed: true,
+                        ..
+                    }
+                )
+            })
+        })
+    };
+    let start = sim.now();
+    let shared = sim.run_until_true(start + ms(10_000), |sim| {
+        shared_assignment(sim).is_some() && committed(sim)
+    });
+    assert!(shared, "the members never shared the partitions");
+    let took = sim.now() - start;
+    assert!(
+        took >= ms(3_000),
+        "the first generation waits the initial delay (3 s): {took:?}"
+    );
+    assert_eq!(shared_assignment(&sim), Some(1));
+    sim.run_for(ms(60_000));
+    assert_eq!(
+        shared_assignment(&sim),
+        Some(1),
+        "heartbeats keep the sessions: no rebalance in a minute"
+    );
+    let coordinator = sim
+        .member(ClientId(1))
+        .and_then(|m| m.coordinator)
+        .expect("a coordinator");
+    sim.crash(Address::Broker(coordinator));
+    let crashed_at = sim.now();
+    let back = sim.run_until_true(crashed_at + ms(120_000), |sim| {
+        shared_assignment(sim).is_some_and(|g| g > 1) && committed(sim)
+    });
+    assert!(back, "the members never shared the partitions again");
+    let now = sim.member(ClientId(1)).and_then(|m| m.coordinator);
+    assert!(now.is_some_and(|c| c != coordinator), "a new coordinator");
+    let offsets = sim
+        .broker(now.expect("checked"))
+        .and_then(|b| b.coordinators.values().find_map(|c| c.groups.get("g")))
+        .map(|g| g.offsets.clone())
+        .expect("the new coordinator holds the group");
+    for id in [ClientId(1), ClientId(2)] {
+        for (partition, acked) in &sim.member(id).expect("runs").acknowledged {
+            let held = offsets.get(&("orders".to_string(), *partition));
+            assert!(
+                held.is_some_and(|c| c.offset >= *acked),
+                "partition {partition}: acknowledged {acked}, the coordinator holds {held:?}"
+            );
+        }
+    }
 }
