@@ -15,8 +15,8 @@ use crate::config::{ControllerConfig, Rule, TopicConfig};
 use crate::effects::{Address, Effects, Ignored};
 use crate::message::{
     isr_of, AdminRequest, AlterPartitionRequest, AlterPartitionResponse, BrokerInfo, ErrorCode,
-    Forwarded, LeaderRecovery, MetadataUpdate, Msg, NewTopic, PartitionState, Timer, TopicInfo,
-    TopicResult,
+    Forwarded, LeaderRecovery, MetadataUpdate, Msg, NewTopic, PartitionState, Timer,
+    TopicConfigChange, TopicInfo, TopicResult,
 };
 use crate::types::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch, ProducerId, TopicId};
 use crate::types::{Isr, Map, TopicPartition};
@@ -87,7 +87,7 @@ impl ControllerState {
         self.topics.values().flat_map(|t| t.partitions.iter())
     }
 
-    fn topic_named(&self, name: &str) -> Option<&Topic> {
+    pub fn topic_named(&self, name: &str) -> Option<&Topic> {
         self.topics.values().find(|t| t.info.name == name)
     }
 
@@ -113,6 +113,8 @@ struct Changes {
     /// leader learns).
     leaders: BTreeSet<TopicPartition>,
     isrs: BTreeSet<TopicPartition>,
+    /// Topics whose settings changed (every broker learns them, with their partitions).
+    altered: Vec<TopicId>,
     /// A broker that just registered: it gets everything.
     full_for: Option<BrokerId>,
 }
@@ -124,6 +126,7 @@ impl Changes {
             && self.deleted.is_empty()
             && self.leaders.is_empty()
             && self.isrs.is_empty()
+            && self.altered.is_empty()
             && self.full_for.is_none()
     }
 }
@@ -405,6 +408,10 @@ fn on_forward<B: Clone>(
             .iter()
             .map(|(name, count)| create_partitions(state, name, *count, &mut changes))
             .collect(),
+        AdminRequest::AlterTopicConfigs(topics) => topics
+            .iter()
+            .map(|(name, change)| alter_topic_config(config, state, name, change, &mut changes))
+            .collect(),
     };
     if !changes.is_empty() {
         out.save(state.as_ref().clone());
@@ -534,6 +541,50 @@ fn create_partitions(
         topic.partitions.push(partition);
     }
     topic.info.partitions = count;
+    TopicResult {
+        name: name.to_string(),
+        result: Ok(id),
+    }
+}
+
+/// IncrementalAlterConfigs for one topic: its settings changed as asked (a setting set back
+/// goes to the cluster's default). `min.insync.replicas` must be at least 1 (INVALID_CONFIG); a
+/// value above the replication factor is taken, as Kafka takes it (acks=all writes then get
+/// NOT_ENOUGH_REPLICAS). Every broker hears the topic's new settings with its partitions: a
+/// leader applies `min.insync.replicas` from its next write or HW advance, the controller
+/// `unclean.leader.election.enable` from its next election.
+fn alter_topic_config(
+    config: &ControllerConfig,
+    state: &mut Cow<ControllerState>,
+    name: &str,
+    change: &TopicConfigChange,
+    changes: &mut Changes,
+) -> TopicResult {
+    let refused = |error| TopicResult {
+        name: name.to_string(),
+        result: Err(error),
+    };
+    let Some(topic) = state.topic_named(name) else {
+        return refused(ErrorCode::UnknownTopicOrPartition);
+    };
+    let id = topic.info.id;
+    let mut next_config = topic.info.config;
+    if let Some(value) = change.min_insync_replicas {
+        next_config.min_insync_replicas =
+            value.unwrap_or(config.topic_defaults.min_insync_replicas);
+    }
+    if let Some(value) = change.unclean_leader_election {
+        next_config.unclean_leader_election =
+            value.unwrap_or(config.topic_defaults.unclean_leader_election);
+    }
+    if next_config.min_insync_replicas == 0 {
+        return refused(ErrorCode::InvalidConfig);
+    }
+    if next_config != topic.info.config {
+        let next = state.to_mut();
+        next.topics.get_mut(&id).expect("found above").info.config = next_config;
+        changes.altered.push(id);
+    }
     TopicResult {
         name: name.to_string(),
         result: Ok(id),
@@ -671,8 +722,10 @@ fn announce<B: Clone>(state: &ControllerState, changes: &Changes, out: &mut Cont
         let partitions: Vec<PartitionState> = if full {
             state.partitions().cloned().collect()
         } else {
-            let created =
-                |p: &&PartitionState| changes.created.contains(&p.topic_partition.topic_id);
+            let created = |p: &&PartitionState| {
+                changes.created.contains(&p.topic_partition.topic_id)
+                    || changes.altered.contains(&p.topic_partition.topic_id)
+            };
             let led_here = |p: &&PartitionState| {
                 p.leader == Some(*broker) && changes.isrs.contains(&p.topic_partition)
             };

@@ -360,6 +360,18 @@ pub enum AdminRequest {
     DeleteTopics(Vec<String>),
     /// CreatePartitions: each topic named grows to this many partitions.
     CreatePartitions(Vec<(String, u32)>),
+    /// IncrementalAlterConfigs / AlterConfigs for topics: each topic named gets these settings.
+    AlterTopicConfigs(Vec<(String, TopicConfigChange)>),
+}
+
+/// Changes to a topic's settings: `None` leaves a setting as it is, `Some(None)` sets it back
+/// to the cluster's default, `Some(Some(v))` sets it to `v`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicConfigChange {
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: Option<Option<u32>>,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: Option<Option<bool>>,
 }
 
 /// A client's request to the controller, forwarded by the broker it reached (KIP-590).

@@ -12,7 +12,8 @@ use gregor_model::message::{
     AdminRequest, AlterPartitionRequest, ErrorCode, FetchPartition, FetchRequest, FetchResponse,
     FetchedPartition, Forwarded, IsrMember, LeaderRecovery, ListOffsetsRequest, ListedOffset,
     MetadataUpdate, Msg, NewTopic, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
-    OffsetQuery, PartitionState, ProduceRequest, ProduceResponse, ReplicaId, Timer, TopicResult,
+    OffsetQuery, PartitionState, ProduceRequest, ProduceResponse, ReplicaId, Timer,
+    TopicConfigChange, TopicResult,
 };
 use gregor_model::types::{
     Acks, BrokerEpoch, BrokerId, ClientId, CrashKind, Isr, LeaderEpoch, Offset, PartitionEpoch,
@@ -451,6 +452,76 @@ fn create_partitions_grows_a_topic_and_every_broker_learns_the_new_partitions() 
         "no shrinking"
     );
     assert_eq!(refusal("u", 8), ErrorCode::UnknownTopicOrPartition);
+}
+
+#[test]
+fn altering_a_topics_settings_reaches_every_broker_with_its_partitions() {
+    let state = controller_with(3, 2);
+    let defaults = controller_config().topic_defaults;
+    let alter_configs = |name: &str, change: TopicConfigChange| {
+        Msg::Forward(Box::new(Forwarded {
+            broker: b(1),
+            client: Some(CLIENT),
+            request: AdminRequest::AlterTopicConfigs(vec![(name.to_string(), change)]),
+        }))
+    };
+    let raise = TopicConfigChange {
+        min_insync_replicas: Some(Some(3)),
+        unclean_leader_election: Some(Some(true)),
+    };
+    let (next, commands) =
+        controller_step(&state, Address::Broker(b(1)), alter_configs("t", raise));
+    let config = next.topic_named("t").expect("t").info.config;
+    assert_eq!(
+        config,
+        TopicConfig {
+            min_insync_replicas: 3,
+            unclean_leader_election: true
+        }
+    );
+    assert!(
+        commands.iter().any(|c| matches!(c, Command::Save(_))),
+        "saved before announced"
+    );
+    let updates = sent_updates(&commands);
+    assert_eq!(updates.len(), 3, "every broker learns");
+    for (_, update) in &updates {
+        assert_eq!(update.topics.len(), 1);
+        assert_eq!(update.topics[0].config, config);
+        assert_eq!(update.partitions.len(), 2, "with the topic's partitions");
+    }
+    // Back to the defaults; a setting left out stays as it is.
+    let reset = TopicConfigChange {
+        min_insync_replicas: Some(None),
+        unclean_leader_election: None,
+    };
+    let (reset_state, _) = controller_step(&next, Address::Broker(b(1)), alter_configs("t", reset));
+    let config = reset_state.topic_named("t").expect("t").info.config;
+    assert_eq!(
+        (config.min_insync_replicas, config.unclean_leader_election),
+        (defaults.min_insync_replicas, true)
+    );
+    let refusal = |name: &str, change: TopicConfigChange| {
+        let (after, commands) =
+            controller_step(&next, Address::Broker(b(1)), alter_configs(name, change));
+        assert_eq!(after, next, "nothing changes");
+        assert!(sent_updates(&commands).is_empty(), "nothing announced");
+        match commands.last() {
+            Some(Command::Send(_, Msg::ForwardResponse(forwarded))) => {
+                forwarded.request[0].result.unwrap_err()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let zero = TopicConfigChange {
+        min_insync_replicas: Some(Some(0)),
+        unclean_leader_election: None,
+    };
+    assert_eq!(refusal("t", zero), ErrorCode::InvalidConfig);
+    assert_eq!(
+        refusal("u", TopicConfigChange::default()),
+        ErrorCode::UnknownTopicOrPartition
+    );
 }
 
 fn alter(partition_epoch: u32, members: &[(u32, Option<u64>)]) -> Msg<Record> {

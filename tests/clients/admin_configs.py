@@ -2,7 +2,10 @@
 KafkaAdminClient read a topic's settings (its own min.insync.replicas, the log settings it takes
 from the brokers' files) and a broker's, with Kafka's names, values and sources; an unknown
 topic is an error naming it. Both describe the cluster (DescribeCluster): its id, brokers and
-controller. confluent-kafka grows a topic (CreatePartitions) and uses a new partition."""
+controller. confluent-kafka grows a topic (CreatePartitions) and uses a new partition, and changes
+a topic's own settings (IncrementalAlterConfigs: SET and DELETE; a setting Gregor takes from the
+brokers is refused, naming the broker setting); kafka-python sets them with AlterConfigs (the
+settings left out go back to their defaults) and with IncrementalAlterConfigs."""
 
 import sys
 
@@ -77,8 +80,69 @@ def main(gregor):
             assert "INVALID_PARTITIONS" in str(e) or e.args[0].code() == 37, e
         print("confluent-kafka: a topic grown from 1 to 3 partitions (CreatePartitions)")
 
+        # IncrementalAlterConfigs: unclean election on, min.insync.replicas back to the default.
+        from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+        change = ConfigResource(ConfigResource.Type.TOPIC, "cfg", incremental_configs=[
+            ConfigEntry("unclean.leader.election.enable", "true",
+                        incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("min.insync.replicas", None, incremental_operation=AlterConfigOpType.DELETE),
+        ])
+        admin.incremental_alter_configs([change])[change].result(timeout=30)
+
+        def topic_settings():
+            described = admin.describe_configs([topic])[topic].result(timeout=30)
+            return (described["min.insync.replicas"].value,
+                    described["unclean.leader.election.enable"].value,
+                    described["unclean.leader.election.enable"].source)
+        c.wait_for("every broker to know cfg's new settings",
+                   lambda: all(topic_settings() == ("1", "true", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+                               for _ in range(4)))
+        refused = ConfigResource(ConfigResource.Type.TOPIC, "cfg", incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+        try:
+            admin.incremental_alter_configs([refused])[refused].result(timeout=30)
+            raise AssertionError("setting retention.ms per topic succeeded")
+        except KafkaException as e:
+            assert "log.retention.ms" in str(e), e
+        # The leader applies a raised min.insync.replicas: acks=all writes to "grow" (replication
+        # factor 2) are refused NOT_ENOUGH_REPLICAS once it is 3.
+        from confluent_kafka import KafkaError
+        raise_isr = ConfigResource(ConfigResource.Type.TOPIC, "grow", incremental_configs=[
+            ConfigEntry("min.insync.replicas", "3", incremental_operation=AlterConfigOpType.SET)])
+        admin.incremental_alter_configs([raise_isr])[raise_isr].result(timeout=30)
+        strict = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "retries": 0})
+
+        def refused_for_replicas():
+            errors = []
+            strict.produce("grow", value=b"needs 3 replicas", partition=0,
+                           on_delivery=lambda err, msg: errors.append(err))
+            strict.flush(30)
+            return errors and errors[0] is not None and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS
+        c.wait_for("acks=all writes refused NOT_ENOUGH_REPLICAS", refused_for_replicas)
+        print("confluent-kafka: a topic's settings changed (IncrementalAlterConfigs)")
+
         from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, KafkaAdminClient
         kadmin = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+        # AlterConfigs replaces the topic's settings (kafka-python sends the other settings the
+        # topic holds for itself along, so unclean election stays on).
+        kadmin.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "cfg",
+                                              configs={"min.insync.replicas": "2"})],
+                             incremental=False)
+
+        def kafka_python_settings():
+            described = kadmin.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "cfg")],
+                                                config_filter="all")
+            entries = next(iter(described.values()))["cfg"]
+            return (entries["min.insync.replicas"]["value"],
+                    entries["unclean.leader.election.enable"]["value"])
+        c.wait_for("every broker to know cfg's replaced settings",
+                   lambda: all(kafka_python_settings() == ("2", "true") for _ in range(4)))
+        kadmin.alter_configs([KConfigResource(
+            ConfigResourceType.TOPIC, "cfg",
+            configs={"unclean.leader.election.enable": ("DELETE", None)})], incremental=True)
+        c.wait_for("every broker to know cfg's incremental change",
+                   lambda: all(kafka_python_settings() == ("2", "false") for _ in range(4)))
+        print("kafka-python: a topic's settings changed (AlterConfigs, IncrementalAlterConfigs)")
         described = kadmin.describe_configs([KConfigResource(ConfigResourceType.TOPIC, "cfg")],
                                             config_filter="all")
         entries = next(iter(described.values()))["cfg"]

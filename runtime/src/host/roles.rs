@@ -133,8 +133,9 @@ pub struct BrokerRole {
     inter_broker_listener: String,
     published_brokers: Vec<BrokerInfo>,
     published_topics: usize,
-    /// The partitions of every topic, as last published.
-    published_partitions: u64,
+    /// What the directory showed of every topic (partition counts, settings), as last
+    /// published, folded into one number.
+    published_signature: u64,
     directory: SharedDirectory,
 }
 
@@ -162,7 +163,7 @@ impl BrokerRole {
             inter_broker_listener,
             published_brokers: Vec::new(),
             published_topics: usize::MAX,
-            published_partitions: 0,
+            published_signature: 0,
             directory,
         })
     }
@@ -198,14 +199,25 @@ impl BrokerRole {
     fn publish_directory(&mut self) {
         let state = self.state.as_ref().expect("started");
         let metadata = &state.metadata;
-        // Topics only grow (CreatePartitions), so a change of the total is a change.
-        let partitions: u64 = metadata
+        // What the directory shows of each topic besides its name — partition count (topics
+        // only grow, by CreatePartitions) and settings (IncrementalAlterConfigs) — folded into
+        // one number per step: a change of any topic changes it.
+        let signature: u64 = metadata
             .topics
-            .values()
-            .map(|t| u64::from(t.info.partitions))
-            .sum();
+            .iter()
+            .map(|(id, t)| {
+                let config = &t.info.config;
+                let shown = u64::from(t.info.partitions) << 32
+                    | u64::from(config.min_insync_replicas) << 1
+                    | u64::from(config.unclean_leader_election);
+                (id.0 + 1)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .rotate_left(17)
+                    ^ shown
+            })
+            .fold(0u64, u64::wrapping_add);
         if metadata.topics.len() == self.published_topics
-            && partitions == self.published_partitions
+            && signature == self.published_signature
             && metadata.brokers == self.published_brokers
             && !self.directory_stale(state)
         {
@@ -228,7 +240,7 @@ impl BrokerRole {
             );
         }
         self.published_topics = metadata.topics.len();
-        self.published_partitions = partitions;
+        self.published_signature = signature;
         *self.directory.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(directory);
     }
 

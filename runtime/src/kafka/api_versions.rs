@@ -38,6 +38,8 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         ApiKey::OffsetDelete => (0, 0),
         ApiKey::DescribeCluster => (0, 1),
         ApiKey::CreatePartitions => (0, 3),
+        ApiKey::AlterConfigs => (0, 2),
+        ApiKey::IncrementalAlterConfigs => (0, 1),
         _ => return None,
     })
 }

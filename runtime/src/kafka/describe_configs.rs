@@ -7,8 +7,9 @@
 //! (`retention.ms` from `log.retention.ms`, ...: source STATIC_BROKER_CONFIG when the broker's
 //! file sets them, DEFAULT_CONFIG otherwise); `cleanup.policy` is `delete`, the only policy.
 //! A broker resource is named by its node id and must be this broker, as in Kafka; the empty
-//! name (the cluster-wide dynamic defaults) has none. Nothing can be altered, so every setting
-//! is read-only.
+//! name (the cluster-wide dynamic defaults) has none. A topic's `min.insync.replicas` and
+//! `unclean.leader.election.enable` can be altered (IncrementalAlterConfigs, AlterConfigs); every
+//! other setting is read-only.
 
 use super::{decode, encode, Connection, Work};
 use crate::config::{ConfigKind, Described};
@@ -30,8 +31,11 @@ const TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
+/// The settings a topic holds for itself, which IncrementalAlterConfigs changes.
+const ALTERABLE: [&str; 2] = ["min.insync.replicas", "unclean.leader.election.enable"];
+
 /// A topic's settings by Kafka name, and the broker setting each takes its value from.
-const TOPIC_SETTINGS: &[(&str, &str)] = &[
+pub const TOPIC_SETTINGS: &[(&str, &str)] = &[
     ("cleanup.policy", ""),
     ("flush.messages", "log.flush.interval.messages"),
     ("flush.ms", "log.flush.interval.ms"),
@@ -114,7 +118,12 @@ pub fn request(
                 result.configs = entries
                     .into_iter()
                     .filter(|entry| wanted(&entry.name))
-                    .map(|entry| encoded(entry, request.include_synonyms))
+                    .map(|entry| {
+                        // A topic's own settings can be altered (IncrementalAlterConfigs).
+                        let alterable = resource.resource_type == TOPIC
+                            && ALTERABLE.contains(&entry.name.as_str());
+                        encoded(entry, request.include_synonyms, alterable)
+                    })
                     .collect();
             }
             Err((code, message)) => {
@@ -205,7 +214,7 @@ fn topic_entries(broker: &[Described], min_isr: u32, unclean: bool) -> Vec<Entry
         .collect()
 }
 
-fn encoded(entry: Entry, include_synonyms: bool) -> DescribeConfigsResourceResult {
+fn encoded(entry: Entry, include_synonyms: bool, alterable: bool) -> DescribeConfigsResourceResult {
     let kind = match entry.kind {
         ConfigKind::Boolean => 1,
         ConfigKind::String => 2,
@@ -230,7 +239,7 @@ fn encoded(entry: Entry, include_synonyms: bool) -> DescribeConfigsResourceResul
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(entry.name))
         .with_value(entry.value.map(StrBytes::from_string))
-        .with_read_only(true)
+        .with_read_only(!alterable)
         .with_config_source(entry.source)
         .with_is_sensitive(false)
         .with_synonyms(synonyms)
@@ -306,6 +315,7 @@ mod tests {
         let encoded = encoded(
             broker_entries(&broker()).remove(0),
             /* include_synonyms */ false,
+            /* alterable */ false,
         );
         assert!(encoded.synonyms.is_empty());
         assert!(encoded.read_only);

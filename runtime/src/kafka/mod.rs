@@ -15,6 +15,7 @@
 //! oversized frame, or an API this broker does not offer, closes the connection with a logged
 //! reason; every other connection goes on.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -27,6 +28,7 @@ mod fetch;
 mod find_coordinator;
 mod groups;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -215,6 +217,7 @@ enum Work {
     OffsetForLeaderEpoch(offset_for_leader_epoch::Waiting),
     CreateTopics(create_topics::Waiting),
     CreatePartitions(create_partitions::Waiting),
+    AlterConfigs(incremental_alter_configs::Waiting),
     DeleteTopics(delete_topics::Waiting),
     InitProducerId,
     DescribeCluster,
@@ -404,6 +407,12 @@ impl Connection {
             ApiKey::CreatePartitions => {
                 create_partitions::request(self, frame, version, correlation_id).await
             }
+            ApiKey::IncrementalAlterConfigs => {
+                incremental_alter_configs::request(self, frame, version, correlation_id).await
+            }
+            ApiKey::AlterConfigs => {
+                alter_configs::request(self, frame, version, correlation_id).await
+            }
             ApiKey::DescribeCluster => {
                 describe_cluster::request(self, frame, version, correlation_id).await
             }
@@ -527,6 +536,7 @@ impl Connection {
                             Work::CreateTopics(_)
                                 | Work::DeleteTopics(_)
                                 | Work::CreatePartitions(_)
+                                | Work::AlterConfigs(_)
                         )
                     },
                     |_, pending| {
@@ -537,6 +547,9 @@ impl Connection {
                             Work::CreateTopics(_) => create_topics::complete(pending, &results),
                             Work::CreatePartitions(_) => {
                                 create_partitions::complete(pending, &results)
+                            }
+                            Work::AlterConfigs(_) => {
+                                incremental_alter_configs::complete(pending, &results)
                             }
                             _ => delete_topics::complete(pending, &results),
                         }
