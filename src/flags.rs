@@ -85,7 +85,7 @@ pub struct CheckFlags {
     /// Switch a rule of the protocol off, to see what it prevents (repeatable): kip380-update-fence,
     /// kip380-bounce-fence, kip320-fetch-fence, kip497-partition-epoch-fence,
     /// kip903-broker-epoch-fence, kip966-min-isr-guard, follower-hw-cap, retention-below-hw,
-    /// duplicate-detection, offsets-commit-acks-all, commit-generation-fence
+    /// duplicate-detection, offsets-commit-acks-all, commit-generation-fence, group-record-acks-all
     #[arg(long, value_name = "RULE")]
     #[serde(default)]
     pub without: Vec<String>,

@@ -42,10 +42,13 @@ pub enum Rule {
     /// The group coordinator refuses a member's OffsetCommit unless the member is in the
     /// group's current generation (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION).
     CommitGenerationFence,
+    /// The group coordinator hands a generation's assignment out (answers SyncGroup) once the
+    /// HW has passed the group's record; without, once the record is appended.
+    GroupRecordAcksAll,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::UpdateBrokerEpochFence,
         Rule::BounceFence,
         Rule::FetchLeaderEpochFence,
@@ -57,6 +60,7 @@ impl Rule {
         Rule::DuplicateDetection,
         Rule::CommitAcksAll,
         Rule::CommitGenerationFence,
+        Rule::GroupRecordAcksAll,
     ];
 
     /// The name `--without` takes.
@@ -73,6 +77,7 @@ impl Rule {
             Rule::DuplicateDetection => "duplicate-detection",
             Rule::CommitAcksAll => "offsets-commit-acks-all",
             Rule::CommitGenerationFence => "commit-generation-fence",
+            Rule::GroupRecordAcksAll => "group-record-acks-all",
         }
     }
 

@@ -313,6 +313,11 @@ fn the_group_checks_find_the_coordinator_bugs_they_exist_for() {
                 ..CheckConfig::groups()
             },
         ),
+        (
+            Rule::GroupRecordAcksAll,
+            "one_owner_per_partition",
+            CheckConfig::groups(),
+        ),
     ];
     for (rule, property, mut config) in cases {
         config.without.insert(rule);

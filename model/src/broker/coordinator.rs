@@ -709,6 +709,21 @@ fn write<L: ReplicaLog>(
         {
             committed(config, state, tp, group, reply, offsets, out)
         }
+        // Without `group-record-acks-all` (checks only): the assignment is handed out once
+        // the generation's record is appended.
+        WriteKind::Group(generation)
+            if config.protocol.without.contains(&Rule::GroupRecordAcksAll) =>
+        {
+            let mut outputs = Vec::new();
+            if let Some(g) = state
+                .coordinators
+                .get_mut(&tp)
+                .and_then(|c| c.groups.get_mut(group))
+            {
+                g.stored(generation, &mut outputs);
+            }
+            run(config, state, tp, group, outputs, out);
+        }
         kind => {
             let coordinator = state.coordinators.get_mut(&tp).expect("the caller checked");
             coordinator.writes.push(CoordinatorWrite {
